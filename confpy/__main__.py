@@ -1,0 +1,5 @@
+import sys
+
+from confpy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,164 @@
+"""Command line: confd's flags as confd's users write them, plus confpy's own.
+
+``-confdir=/x``, ``-confdir /x``, ``--confdir /x`` and ``--confdir=/x`` are the same;
+boolean flags take no value or ``=true``/``=false``. Flags override the environment
+(``CONFPY_<FLAG>``), which overrides the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from confpy import __version__
+from confpy.errors import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+_BOOL = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}
+
+DESCRIPTION = """\
+Keep configuration files in step with a key-value store (etcd v3, data files or the
+environment). Each conf.d/*.toml resource names a Jinja2 template, a destination, the
+keys it reads, a check command and a reload command. confpy renders, checks the new
+file, replaces the old one atomically and reloads the daemon once per change.
+
+modes:
+  -onetime        render and apply once, then exit (exit status below)
+  -watch          follow the store and apply changes as they happen (the daemon)
+  -interval N     poll the store every N seconds (with -watch: also re-check the
+                  destinations every N seconds and retry failed resources)
+  -noop           show what would change (unified diff, check result, the reload
+                  that would run); write nothing, reload nothing
+  --stdout        render to standard output for review; no writes, no commands
+  (no mode flag: poll every 600 s, as confd does)
+"""
+
+EPILOG = """\
+exit status of -onetime / -noop / --stdout:
+  0  every resource in sync (or applied)
+  1  at least one resource failed (render, check, write or reload); the others were applied
+  2  usage or configuration error (bad flag, bad resource TOML, missing template)
+  3  store unreachable (or a data file unreadable)
+
+store: -node URL (repeatable) selects etcd v3; -file PATH (repeatable, a YAML/JSON file
+or a directory of them) selects the file store; -backend env reads the environment.
+
+examples:
+  confpy -onetime -confdir examples/calico -file examples/calico/cluster.yaml -node-name node1
+  confpy -confdir=/etc/calico/confd -interval=5 -watch --log-level=debug -node=http://127.0.0.1:2379
+"""
+
+
+def _bool(text: str) -> bool:
+    try:
+        return _BOOL[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not true or false") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="confpy",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+        argument_default=argparse.SUPPRESS,
+    )
+
+    def flag(name: str, help: str, **kw: Any) -> None:
+        p.add_argument(f"--{name}", dest=name.replace("-", "_"), help=help, **kw)
+
+    def switch(name: str, help: str) -> None:
+        flag(name, help, nargs="?", const=True, type=_bool, metavar="BOOL")
+
+    flag("confdir", "directory holding conf.d/ and templates/ (default /etc/confd)", metavar="DIR")
+    flag("config-file", "settings file, confd.toml keys (default /etc/confpy/confpy.toml if present)")
+    flag("backend", "store: etcd (= etcdv3), file or env (default: etcd if -node, else file)")
+    flag("node", "etcd endpoint http[s]://host:port or host:port; repeat for failover", action="append")
+    flag("file", "data file or directory for the file store (YAML/JSON); repeatable", action="append")
+    flag("scheme", "scheme for -node values without one: http or https (default http)")
+    flag("prefix", "prefix added in front of every resource prefix")
+    flag("node-name", "node name for //NODENAME in resources (default $NODENAME, else the host name)")
+    switch("onetime", "render and apply once, then exit")
+    switch("watch", "follow store changes (the daemon mode)")
+    flag("interval", "poll every N seconds; with -watch, reconcile every N seconds", metavar="N")
+    switch("noop", "show what would change; write nothing, run no reload")
+    switch("sync-only", "write files but run no check_cmd and no reload_cmd")
+    switch("keep-stage-file", "keep the staging directory (for debugging checks)")
+    switch("stdout", "render resources to standard output with a header per file; no writes")
+    flag("resource", "only these resources (conf.d name or destination); repeatable", action="append")
+    flag("log-level", "debug, info, warning or error (default info)")
+    flag("client-cert", "TLS client certificate for etcd")
+    flag("client-key", "TLS client key for etcd")
+    flag("client-ca-keys", "CA bundle to verify etcd's certificate")
+    flag("username", "etcd user")
+    flag("password", "etcd password")
+    flag("wait-min", "quiet time before applying a burst of changes, e.g. 0, 50ms (default 100ms)")
+    flag("wait-max", "apply at the latest this long after the first change of a burst (default 1s)")
+    flag("connect-timeout", "give up on an unreachable store after this long with -onetime (default 5s)")
+    p.add_argument("--version", "-version", action="version", version=f"confpy {__version__}")
+    return p
+
+
+def go_style(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Turn Go's ``-flag`` spelling into ``--flag`` for known long flags."""
+    known = {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
+    out = []
+    for arg in argv:
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2:
+            name = "-" + arg.split("=", 1)[0]
+            if name in known:
+                arg = "-" + arg
+        out.append(arg)
+    return out
+
+
+def parse_flags(argv: Sequence[str]) -> dict[str, Any]:
+    parser = build_parser()
+    ns = parser.parse_args(go_style(argv, parser))
+    flags = vars(ns)
+    if "node" in flags:
+        flags["nodes"] = flags.pop("node")
+    if "file" in flags:
+        flags["files"] = flags.pop("file")
+    if "resource" in flags:
+        flags["resources"] = flags.pop("resource")
+    return flags
+
+
+def setup_logging(level: str) -> None:
+    name = {"warn": "WARNING", "panic": "CRITICAL", "fatal": "CRITICAL"}.get(level.lower(), level.upper())
+    logging.basicConfig(
+        level=getattr(logging, name, logging.INFO),
+        format="%(asctime)s confpy %(levelname)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from confpy.scheduler import Engine
+    from confpy.settings import build_settings
+
+    try:
+        settings = build_settings(parse_flags(sys.argv[1:] if argv is None else argv))
+    except ConfigError as exc:
+        print(f"confpy: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(settings.log_level)
+    try:
+        engine = Engine.create(settings)
+    except ConfigError as exc:
+        logging.getLogger("confpy").error("%s", exc)
+        return EXIT_USAGE
+    return asyncio.run(engine.main())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

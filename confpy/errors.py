@@ -1,0 +1,28 @@
+"""confpy's exceptions. Each names the file, key or line it is about."""
+
+from __future__ import annotations
+
+
+class ConfpyError(Exception):
+    """Base class of every error confpy reports to the operator."""
+
+
+class ConfigError(ConfpyError):
+    """Bad flags, settings, resource TOML or template set: exit code 2."""
+
+
+class DataError(ConfpyError):
+    """A store value is not what its consumer needs. Names the full store key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"key {key}: {message}")
+        self.key = key
+        self.message = message
+
+
+class RenderError(ConfpyError):
+    """A template could not be rendered (missing keys, bad data, template bug)."""
+
+
+class CommandError(ConfpyError):
+    """A check or reload command failed, timed out or could not start."""

@@ -1,0 +1,188 @@
+"""What a template sees: a snapshot with the resource prefix cut off, and confd's lookups.
+
+Keys are relative to the resource ``prefix`` (``/calico/bgp/v1/global/as_num`` is
+``/global/as_num`` under prefix ``/calico/bgp/v1``). Values are :class:`StoreValue`,
+a ``str`` that remembers the full store key, so a filter that rejects a value can name
+the key it came from.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from confpy.stores.base import under
+
+
+class StoreValue(str):
+    """A value read from the store; ``.key`` is its full store key."""
+
+    __slots__ = ("key",)
+    key: str
+
+    def __new__(cls, value: str, key: str) -> StoreValue:
+        self = super().__new__(cls, value)
+        self.key = key
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class KVPair:
+    """A key (relative to the prefix) and its value; ``.Key``/``.Value`` for ported Go templates."""
+
+    key: str
+    value: StoreValue
+
+    @property
+    def Key(self) -> str:  # noqa: N802 - confd's field name
+        return self.key
+
+    @property
+    def Value(self) -> StoreValue:  # noqa: N802 - confd's field name
+        return self.value
+
+
+class MissingKeyError(LookupError):
+    """A lookup named a key the view does not hold."""
+
+    def __init__(self, key: str, full_key: str) -> None:
+        super().__init__(full_key)
+        self.key = key
+        self.full_key = full_key
+
+
+_GLOB_META = re.compile(r"[*?\[\\]")
+
+
+@lru_cache(maxsize=512)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Go's ``path.Match`` as a regex: ``*`` and ``?`` never cross ``/``."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            end = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("^", "!") else i + 1)
+            if end < 0:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : end]
+                if body[:1] in ("^", "!"):
+                    body = "^" + body[1:]
+                out.append("(?!/)[" + body.replace("\\", "\\\\") + "]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+class KeyView:
+    """confd's memkv lookups over the keys of one resource."""
+
+    def __init__(self, prefix: str, values: Mapping[str, str]) -> None:
+        self.prefix = "" if prefix in ("", "/") else prefix.rstrip("/")
+        cut = len(self.prefix)
+        self._values: dict[str, StoreValue] = {(k[cut:] or "/"): StoreValue(v, k) for k, v in values.items()}
+        self._keys: list[str] = sorted(self._values)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def full_key(self, key: str) -> str:
+        """The store key behind a relative key."""
+        return self.prefix + key
+
+    # --- confd's lookups -------------------------------------------------------------
+
+    def get(self, key: str) -> KVPair:
+        try:
+            return KVPair(key, self._values[key])
+        except KeyError:
+            raise MissingKeyError(key, self.full_key(key)) from None
+
+    def getv(self, key: str) -> StoreValue:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise MissingKeyError(key, self.full_key(key)) from None
+
+    def exists(self, key: str) -> bool:
+        return key in self._values
+
+    def gets(self, pattern: str) -> list[KVPair]:
+        """Pairs whose key matches the glob, sorted by key."""
+        rx = glob_regex(pattern)
+        return [KVPair(k, self._values[k]) for k in self._range(_literal_head(pattern)) if rx.match(k)]
+
+    def getvs(self, pattern: str) -> list[StoreValue]:
+        """Values whose key matches the glob, sorted by value (as confd does)."""
+        return sorted(p.value for p in self.gets(pattern))
+
+    def ls(self, path: str) -> list[str]:
+        """Sorted, unique names of the immediate children of ``path``."""
+        return self._children(path, dirs_only=False)
+
+    def lsdir(self, path: str) -> list[str]:
+        """Sorted names of the immediate children of ``path`` that have children."""
+        return self._children(path, dirs_only=True)
+
+    # --- for typed context builders: full store keys in, so errors can name them ---
+
+    def items_under_full(self, full_path: str) -> Iterator[tuple[str, StoreValue]]:
+        """(full key, value) for ``full_path`` and everything below it, sorted by key."""
+        rel = self._relative(full_path)
+        if rel is None:
+            return
+        for k in self._range(rel):
+            if under(k, rel):
+                v = self._values[k]
+                yield v.key, v
+
+    def lookup_full(self, full_key: str) -> StoreValue | None:
+        """The value at a full store key, or None."""
+        rel = self._relative(full_key)
+        return None if rel is None else self._values.get(rel)
+
+    # --- internals -------------------------------------------------------------------
+
+    def _relative(self, full_key: str) -> str | None:
+        if not full_key.startswith(self.prefix):
+            return None
+        return full_key[len(self.prefix) :] or "/"
+
+    def _range(self, head: str) -> Iterator[str]:
+        """Keys starting with the string ``head``, in order (bisect, no full scan)."""
+        keys = self._keys
+        i = bisect.bisect_left(keys, head)
+        while i < len(keys) and keys[i].startswith(head):
+            yield keys[i]
+            i += 1
+
+    def _children(self, path: str, dirs_only: bool) -> list[str]:
+        base = path.rstrip("/")
+        names: set[str] = set()
+        for k in self._range(base + "/"):
+            rest = k[len(base) + 1 :]
+            name, sep, _ = rest.partition("/")
+            if name and (sep or not dirs_only):
+                names.add(name)
+        return sorted(names)
+
+
+def _literal_head(pattern: str) -> str:
+    m = _GLOB_META.search(pattern)
+    return pattern if m is None else pattern[: m.start()]

@@ -1,0 +1,407 @@
+"""The processing loops: -onetime, --stdout review, -watch (the daemon) and -interval polling.
+
+Data flows one way: store -> cache -> changed keys -> affected units -> (quiet window)
+-> render/stage/check/replace/reload (confpy.apply) -> logs and exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confpy.apply import Applier, Mode, Status, UnitResult
+from confpy.cache import Cache
+from confpy.errors import ConfigError, RenderError
+from confpy.keyview import KeyView
+from confpy.render import Renderer
+from confpy.resource import TemplateResource, Unit, group_units, load_resources
+from confpy.settings import DEFAULT_POLL_INTERVAL, Settings
+from confpy.stores import open_store
+from confpy.stores.base import Resync, Store, StoreError, collapse_prefixes
+
+log = logging.getLogger("confpy")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+RETRY_MIN, RETRY_MAX = 1.0, 60.0
+
+
+@dataclass
+class Loaded:
+    """Everything derived from conf.d and the templates; replaced whole on SIGHUP."""
+
+    renderer: Renderer
+    resources: list[TemplateResource]
+    units: list[Unit]
+    prefixes: list[str]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Loaded:
+        renderer = Renderer(settings.confdir / "templates")
+        resources = load_resources(settings.confdir, settings.node_name, settings.prefix, renderer.compile)
+        if settings.resources:
+            resources = _select(resources, settings.resources)
+        units = group_units(resources)
+        prefixes = collapse_prefixes(k for r in resources for k in r.keys)
+        return cls(renderer, resources, units, prefixes)
+
+
+def _select(resources: list[TemplateResource], names: Iterable[str]) -> list[TemplateResource]:
+    """The named resources, and the rest of their units (a unit is applied whole)."""
+    wanted = set(names)
+    known = {r.name for r in resources} | {str(r.dest) for r in resources}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise ConfigError(f"--resource: no resource named {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    units = {r.unit for r in resources if r.name in wanted or str(r.dest) in wanted}
+    return [r for r in resources if r.unit in units]
+
+
+def describe_keys(keys: Iterable[str], revision: int) -> str:
+    shown = sorted(keys)
+    more = f" (+{len(shown) - 5} more)" if len(shown) > 5 else ""
+    return f"keys changed at revision {revision}: {', '.join(shown[:5])}{more}"
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    loaded: Loaded
+
+    @classmethod
+    def create(cls, settings: Settings) -> Engine:
+        return cls(settings, Loaded.from_settings(settings))
+
+    def applier(self) -> Applier:
+        s = self.settings
+        mode = Mode.NOOP if s.noop else Mode.SYNC_ONLY if s.sync_only else Mode.APPLY
+        return Applier(self.loaded.renderer, s.node_name, mode, s.keep_stage_file)
+
+    async def main(self) -> int:
+        s = self.settings
+        if s.stdout:
+            return await self.review()
+        if s.onetime or (s.noop and not s.watch):
+            return await self.onetime()
+        return await Daemon(self).run()
+
+    async def _snapshot_once(self) -> Cache | None:
+        store = open_store(self.settings)
+        try:
+            start = time.perf_counter()
+            snap = await store.snapshot(self.loaded.prefixes)
+        except StoreError as exc:
+            log.error("store unreachable: %s", exc)
+            return None
+        finally:
+            await store.close()
+        log.debug(
+            "read %d keys at revision %d in %.0f ms",
+            len(snap.values), snap.revision, (time.perf_counter() - start) * 1e3,
+        )  # fmt: skip
+        return Cache(snap)
+
+    async def onetime(self) -> int:
+        cache = await self._snapshot_once()
+        if cache is None:
+            return EXIT_UNREACHABLE
+        applier = self.applier()
+        results = [applier.run(u, cache.view) for u in self.loaded.units]
+        for r in results:
+            if r.report:
+                print(r.report, flush=True)
+        return _summarise(results, applier.mode)
+
+    async def review(self) -> int:
+        """--stdout: each selected resource rendered to standard output; no writes, no commands."""
+        cache = await self._snapshot_once()
+        if cache is None:
+            return EXIT_UNREACHABLE
+        status = EXIT_OK
+        for r in self.loaded.resources:
+            try:
+                text = self.loaded.renderer.render(r.src, cache.view(r), self.settings.node_name)
+            except RenderError as exc:
+                log.error("%s: %s", r.name, exc)
+                status = EXIT_FAILED
+                continue
+            state = _disk_state(r.dest, text.encode())
+            sys.stdout.write(f"# ==> {r.dest} ({r.name}; {state}) <==\n{text}")
+            if text and not text.endswith("\n"):
+                sys.stdout.write("\n")
+        sys.stdout.flush()
+        return status
+
+
+def _disk_state(dest: Path, content: bytes) -> str:
+    try:
+        return "same as on disk" if dest.read_bytes() == content else "differs from disk"
+    except FileNotFoundError:
+        return "not on disk yet"
+    except OSError as exc:
+        return f"unreadable on disk: {exc.strerror}"
+
+
+def _summarise(results: list[UnitResult], mode: Mode) -> int:
+    counts: dict[Status, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    text = ", ".join(f"{n} {s.value}" for s, n in counts.items())
+    failed = [r for r in results if not r.ok]
+    (log.error if failed else log.info)(
+        "%s%d unit(s): %s", "noop: " if mode is Mode.NOOP else "", len(results), text
+    )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+@dataclass
+class _Retry:
+    attempts: int = 0
+    due: float = 0.0
+
+
+@dataclass
+class Daemon:
+    """-watch and -interval: keep every unit applied as the store changes."""
+
+    engine: Engine
+    store: Store | None = None
+    cache: Cache | None = None
+    dirty: dict[str, set[str]] = field(default_factory=dict)  # unit -> keys that changed
+    first_change: float | None = None
+    last_change: float = 0.0
+    retries: dict[str, _Retry] = field(default_factory=dict)
+    on_disk: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    follower: asyncio.Task[None] | None = None
+    next_reconcile: float = 0.0
+    stopping: bool = False
+    hup: bool = False
+
+    @property
+    def settings(self) -> Settings:
+        return self.engine.settings
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop)
+        loop.add_signal_handler(signal.SIGHUP, self._sighup)
+        self.store = self.store or open_store(self.settings)
+        try:
+            if await self._start():
+                await self._loop()
+        finally:
+            await self._stop_following()
+            await self.store.close()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        log.info("stopped")
+        return EXIT_OK
+
+    def _stop(self) -> None:
+        log.info("stopping")
+        self.stopping = True
+        self.wake.set()
+
+    def _sighup(self) -> None:
+        self.hup = True
+        self.wake.set()
+
+    @property
+    def watching(self) -> bool:
+        return self.settings.watch
+
+    async def _start(self) -> bool:
+        """Full snapshot, every unit applied, then follow the store."""
+        if not await self._initial_snapshot():
+            return False
+        await self._apply({u.name: set() for u in self.engine.loaded.units}, "full snapshot")
+        self.follower = asyncio.create_task(self._follow())
+        return True
+
+    async def _stop_following(self) -> None:
+        if self.follower is not None:
+            self.follower.cancel()
+            await asyncio.gather(self.follower, return_exceptions=True)
+            self.follower = None
+
+    async def _initial_snapshot(self) -> bool:
+        """Retry until the store answers; nothing is written before a full snapshot."""
+        assert self.store is not None
+        delay, reported = 0.5, False
+        while not self.stopping:
+            try:
+                snap = await self.store.snapshot(self.engine.loaded.prefixes)
+            except StoreError as exc:
+                if not reported:
+                    log.error("store unreachable, keeping existing files and retrying: %s", exc)
+                    reported = True
+                await self._sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            if reported:
+                log.info("store reachable again")
+            self.cache = Cache(snap)
+            log.info(
+                "read %d keys at revision %d; %s", len(snap.values), snap.revision,
+                "watching for changes" if self.watching else f"polling every {self._interval():g} s",
+            )  # fmt: skip
+            return True
+        return False
+
+    def _interval(self) -> float:
+        return self.settings.interval or DEFAULT_POLL_INTERVAL
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
+        self.wake.clear()
+
+    async def _follow(self) -> None:
+        """Feed the cache from the store: one watch stream, or polling without -watch."""
+        assert self.store is not None and self.cache is not None
+        delay = RETRY_MIN
+        while True:
+            try:
+                if self.watching:
+                    async for event in self.store.watch(self.engine.loaded.prefixes, self.cache.revision):
+                        self._take(self.cache.apply(event))
+                        delay = RETRY_MIN
+                else:
+                    await asyncio.sleep(self._interval())
+                    snap = await self.store.snapshot(self.engine.loaded.prefixes)
+                    self._take(self.cache.apply(Resync(snap)))
+                    self._reconcile()
+                    continue
+            except StoreError as exc:
+                log.error("store: %s; retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _take(self, changed: set[str]) -> None:
+        if not changed:
+            return
+        now = time.monotonic()
+        for unit in self.engine.loaded.units:
+            hits = {k for k in changed if any(r.reads(k) for r in unit.resources)}
+            if hits:
+                self.dirty.setdefault(unit.name, set()).update(hits)
+                self.retries.pop(unit.name, None)  # retried now, with the change
+        if self.dirty:
+            self.first_change = self.first_change or now
+            self.last_change = now
+            self.wake.set()
+
+    def _due_in(self) -> float | None:
+        """Seconds until the next thing to do (None: nothing scheduled)."""
+        now = time.monotonic()
+        times = []
+        if self.dirty and self.first_change is not None:
+            quiet = self.last_change + self.settings.wait_min
+            times.append(min(quiet, self.first_change + self.settings.wait_max))
+        times.extend(r.due for r in self.retries.values())
+        if self.watching and self.settings.interval:
+            times.append(self.next_reconcile)
+        return max(0.0, min(times) - now) if times else None
+
+    async def _loop(self) -> None:
+        self.next_reconcile = time.monotonic() + (self.settings.interval or 0)
+        while True:
+            timeout = self._due_in()
+            if timeout is None or timeout > 0:
+                await self._sleep(3600.0 if timeout is None else timeout)
+            if self.stopping:
+                break
+            if self.hup:
+                self.hup = False
+                await self._reload_config()
+            now = time.monotonic()
+            if (
+                self.dirty
+                and self.first_change is not None
+                and (
+                    now >= self.last_change + self.settings.wait_min
+                    or now >= self.first_change + self.settings.wait_max
+                )
+            ):
+                batch, self.dirty, self.first_change = self.dirty, {}, None
+                assert self.cache is not None
+                keys = set().union(*batch.values())
+                await self._apply(batch, describe_keys(keys, self.cache.revision) if keys else "")
+            due = {name: set[str]() for name, r in self.retries.items() if r.due <= now}
+            if due:
+                await self._apply(due, "retry")
+            if self.watching and self.settings.interval and now >= self.next_reconcile:
+                self.next_reconcile = now + self.settings.interval
+                self._reconcile()
+
+    async def _apply(self, batch: dict[str, set[str]], why: str) -> None:
+        assert self.cache is not None
+        units = [u for u in self.engine.loaded.units if u.name in batch]
+        # Views are built here, on the loop, so the follower never mutates what a render reads.
+        views: dict[TemplateResource, KeyView] = {r: self.cache.view(r) for u in units for r in u.resources}
+        applier = self.engine.applier()
+        for unit in units:
+            result = await asyncio.to_thread(applier.run, unit, views.__getitem__, why)
+            self._record(unit, result)
+
+    def _record(self, unit: Unit, result: UnitResult) -> None:
+        if result.ok:
+            self.retries.pop(unit.name, None)
+            for r in unit.resources:
+                self.on_disk[r.dest] = _signature(r.dest)
+            return
+        retry = self.retries.setdefault(unit.name, _Retry())
+        wait = min(RETRY_MIN * 2**retry.attempts, RETRY_MAX)
+        retry.attempts += 1
+        retry.due = time.monotonic() + wait
+        log.warning("unit %s: will retry in %.0f s (attempt %d)", unit.name, wait, retry.attempts)
+
+    def _reconcile(self) -> None:
+        """Destinations edited or removed behind our back are rendered and restored."""
+        for unit in self.engine.loaded.units:
+            if unit.name in self.retries or unit.name in self.dirty:
+                continue
+            for r in unit.resources:
+                if _signature(r.dest) != self.on_disk.get(r.dest):
+                    log.warning("%s changed on disk; restoring", r.dest)
+                    self.dirty.setdefault(unit.name, set())
+                    self.first_change = self.first_change or time.monotonic()
+                    break
+        if self.dirty:
+            self.wake.set()
+
+    async def _reload_config(self) -> None:
+        try:
+            loaded = Loaded.from_settings(self.settings)
+        except ConfigError as exc:
+            log.error("SIGHUP: new configuration is invalid, keeping the old one: %s", exc)
+            return
+        old = self.engine.loaded
+        self.engine.loaded = loaded
+        log.info("SIGHUP: loaded %d resources in %d units", len(loaded.resources), len(loaded.units))
+        if loaded.prefixes != old.prefixes:
+            log.info("SIGHUP: watched prefixes changed; following them from a new snapshot")
+            await self._stop_following()
+            self.dirty.clear()
+            self.retries.clear()
+            await self._start()
+            return
+        self.dirty.update({u.name: set() for u in loaded.units})
+        self.first_change = self.last_change = time.monotonic() - self.settings.wait_max
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

@@ -1,0 +1,123 @@
+"""The Store protocol: what every key-value backend offers confpy.
+
+A store has two operations, as in confd: read every key under some prefixes at one
+revision (:meth:`Store.snapshot`), and follow changes from a revision on
+(:meth:`Store.watch`). Prefixes are plain string prefixes; callers narrow further.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every key under the requested prefixes, read at ``revision``."""
+
+    revision: int
+    values: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One put (``value`` is the new value) or delete (``value`` is None)."""
+
+    key: str
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Changes that became visible together, up to and including ``revision``.
+
+    One etcd transaction is never split across two batches.
+    """
+
+    revision: int
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """The store could not replay history (etcd compaction, a file reloaded):
+    here is the complete current state; the consumer computes the difference."""
+
+    snapshot: Snapshot
+
+
+WatchEvent = Changes | Resync
+
+
+class StoreError(Exception):
+    """A store failed in a way worth retrying (connection lost, timeout)."""
+
+
+class StoreUnreachable(StoreError):
+    """No endpoint answered within the configured time."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A key-value backend. Implementations: file, env, memory, etcd."""
+
+    #: Short name used in logs ("etcd", "file", ...).
+    name: str
+
+    async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
+        """All keys under ``prefixes``, read at one revision."""
+        ...
+
+    def watch(self, prefixes: Sequence[str], after: int) -> AsyncIterator[WatchEvent]:
+        """Yield changes under ``prefixes`` from revision ``after + 1`` on, none lost.
+
+        Reconnects by itself; raises :class:`StoreError` only when it gives up.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+def collapse_prefixes(prefixes: Iterable[str]) -> list[str]:
+    """The smallest set of string prefixes covering all of ``prefixes``, sorted.
+
+    ``["/a", "/a/b", "/c"]`` -> ``["/a", "/c"]``: one range read and one watch
+    per distinct subtree, never one per resource.
+    """
+    out: list[str] = []
+    for p in sorted(set(prefixes)):
+        if out and p.startswith(out[-1]):
+            continue
+        out.append(p)
+    return out
+
+
+def under(key: str, prefix: str) -> bool:
+    """True when ``key`` is ``prefix`` itself or lies below it (``prefix/...``).
+
+    ``/host/node1`` does not match ``/host/node10``: confd's plain string match
+    does, which leaks one node's keys into another's resources.
+    """
+    if not prefix or prefix == "/":
+        return True
+    if prefix.endswith("/"):
+        return key.startswith(prefix)
+    return key == prefix or (key.startswith(prefix) and key[len(prefix)] == "/")
+
+
+async def poll_for_changes(
+    read: Callable[[], Awaitable[Snapshot]], after: int, interval: float
+) -> AsyncIterator[WatchEvent]:
+    """``watch`` for stores that cannot push changes: read every ``interval`` seconds,
+    and yield a :class:`Resync` whenever the revision moved past ``after``."""
+    seen = after
+    while True:
+        await asyncio.sleep(interval)
+        snap = await read()
+        if snap.revision > seen:
+            seen = snap.revision
+            yield Resync(snap)

@@ -1,0 +1,46 @@
+"""Environment variables as a store, with confd's mapping: ``/database/host`` <-> ``DATABASE_HOST``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+from confpy.stores.base import Snapshot, WatchEvent, poll_for_changes
+
+
+def env_name(key: str) -> str:
+    return key.strip("/").replace("/", "_").upper()
+
+
+def key_of(name: str) -> str:
+    return "/" + name.lower().replace("_", "/")
+
+
+class EnvStore:
+    """Reads ``os.environ`` (or a given mapping). It cannot push changes: ``watch`` polls."""
+
+    name = "env"
+
+    def __init__(self, environ: Mapping[str, str] | None = None, poll_interval: float = 1.0) -> None:
+        self.environ = environ if environ is not None else os.environ
+        self.poll_interval = poll_interval
+        self._revision = 0
+        self._digest = b""
+
+    async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
+        # confd matches by variable name prefix: DATABASE_HOST is read for key /database.
+        wanted = [env_name(p) for p in prefixes]
+        values = {
+            key_of(n): v for n, v in self.environ.items() if any(w == "" or n.startswith(w) for w in wanted)
+        }
+        digest = hashlib.sha256(repr(sorted(values.items())).encode()).digest()
+        if digest != self._digest:
+            self._digest, self._revision = digest, self._revision + 1
+        return Snapshot(self._revision, values)
+
+    def watch(self, prefixes: Sequence[str], after: int) -> AsyncIterator[WatchEvent]:
+        return poll_for_changes(lambda: self.snapshot(prefixes), after, self.poll_interval)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,119 @@
+"""Data files as a store (the embedded default): YAML or JSON, one file or a directory.
+
+Nested maps become ``/a/b/c`` keys and list items ``/key/0``, ``/key/1``; a map key
+that starts with ``/`` is a path of its own, so a file of flat keys
+(``{"/calico/bgp/v1/global/as_num": "64512"}``) works as written. Scalars become
+strings (``true``, ``64512``); a string holding JSON stays that string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from confpy.stores.base import Snapshot, StoreError, WatchEvent, poll_for_changes, under
+
+DATA_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class DataFileError(StoreError):
+    """A data file cannot be read or parsed; the message names the file and line."""
+
+
+def flatten(data: Any, base: str = "", out: dict[str, str] | None = None) -> dict[str, str]:
+    out = {} if out is None else out
+    if isinstance(data, dict):
+        for k, v in data.items():
+            key = str(k)
+            flatten(v, base + key if key.startswith("/") else f"{base}/{key}", out)
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            flatten(v, f"{base}/{i}", out)
+    else:
+        out[base or "/"] = _scalar(data)
+    return out
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _parse(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"{path}: cannot read: {exc}") from None
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataFileError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise DataFileError(f"{where}: invalid YAML: {problem}") from None
+
+
+class FileStore:
+    """Keys from data files. Re-read when a file changes (polled: a stat per file)."""
+
+    name = "file"
+
+    def __init__(self, paths: Sequence[str | Path], poll_interval: float = 1.0) -> None:
+        if not paths:
+            raise StoreError("file store: no data file given (--file PATH)")
+        self.paths = [Path(p) for p in paths]
+        self.poll_interval = poll_interval
+        self._signature: tuple[tuple[str, int, int], ...] | None = None
+        self._values: dict[str, str] = {}
+        self._revision = 0
+
+    def _files(self) -> list[Path]:
+        files: list[Path] = []
+        for p in self.paths:
+            if p.is_dir():
+                files.extend(sorted(f for f in p.iterdir() if f.suffix in DATA_SUFFIXES and f.is_file()))
+            elif p.exists():
+                files.append(p)
+            else:
+                raise DataFileError(f"{p}: no such file or directory")
+        return files
+
+    def _load(self) -> None:
+        files = self._files()
+        signature = tuple((str(f), st.st_mtime_ns, st.st_size) for f in files for st in [os.stat(f)])
+        if signature == self._signature:
+            return
+        values: dict[str, str] = {}
+        for f in files:
+            flatten(_parse(f), "", values)
+        self._signature = signature
+        if values != self._values or self._revision == 0:
+            self._values = values
+            self._revision += 1
+
+    async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
+        await asyncio.to_thread(self._load)
+        return Snapshot(
+            self._revision,
+            {k: v for k, v in self._values.items() if any(under(k, p) for p in prefixes)},
+        )
+
+    def watch(self, prefixes: Sequence[str], after: int) -> AsyncIterator[WatchEvent]:
+        return poll_for_changes(lambda: self.snapshot(prefixes), after, self.poll_interval)
+
+    async def close(self) -> None:
+        return None
