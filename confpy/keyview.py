@@ -160,7 +160,7 @@ class KeyView:
     # --- internals -------------------------------------------------------------------
 
     def _relative(self, full_key: str) -> str | None:
-        if not full_key.startswith(self.prefix):
+        if not under(full_key, self.prefix):
             return None
         return full_key[len(self.prefix) :] or "/"
 

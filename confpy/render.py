@@ -54,14 +54,28 @@ def _template_location(frame: FrameType | None) -> str:
     return "?"
 
 
-def _traceback_location(tb: TracebackType | None) -> str | None:
+def _traceback_location(tb: TracebackType | None, env: jinja2.Environment) -> str | None:
+    """``template:line`` of the innermost template frame of a traceback.
+
+    Jinja rewrites tracebacks so template frames carry the template's file name and
+    line; the template's own name is recovered from the loader's search path.
+    """
     found = None
     while tb is not None:
-        tmpl = tb.tb_frame.f_globals.get("__jinja_template__")
-        if tmpl is not None:
-            found = f"{tmpl.name}:{tmpl.get_corresponding_lineno(tb.tb_lineno)}"
+        code = tb.tb_frame.f_code
+        if code.co_name in ("template", "top-level template code") or code.co_name.startswith("block "):
+            found = f"{_template_name(code.co_filename, env)}:{tb.tb_lineno}"
         tb = tb.tb_next
     return found
+
+
+def _template_name(filename: str, env: jinja2.Environment) -> str:
+    loader = env.loader
+    if isinstance(loader, jinja2.FileSystemLoader):
+        for root in loader.searchpath:
+            if filename.startswith(str(root).rstrip("/") + "/"):
+                return filename[len(str(root).rstrip("/")) + 1 :]
+    return filename
 
 
 def _record(what: str) -> None:
@@ -324,7 +338,7 @@ class Renderer:
         try:
             text = template.render(context)
         except Exception as exc:  # a template bug or bad data: report where, keep the misses
-            where = _traceback_location(exc.__traceback__) or src
+            where = _traceback_location(exc.__traceback__, self.env) or src
             problem = f"{where}: {_describe(exc)}"
             raise RenderError(_report(src, scope, problem)) from exc
         finally:

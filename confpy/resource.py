@@ -12,14 +12,13 @@ import grp
 import posixpath
 import pwd
 import re
-import signal
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confpy.commands import ReloadSpec
+from confpy.commands import ReloadSpec, parse_signal
 from confpy.duration import parse_duration
 from confpy.errors import ConfigError
 from confpy.stores.base import under
@@ -221,7 +220,10 @@ class _ResourceParser:
         if (process or pidfile) and not sig:
             raise self.error("reload_signal", "is required with reload_process/reload_pidfile")
         if sig:
-            _signal_number(sig, lambda m: self.error("reload_signal", m))
+            try:
+                parse_signal(sig)
+            except ValueError as exc:
+                raise self.error("reload_signal", str(exc)) from None
             if bool(process) == bool(pidfile):
                 raise self.error("reload_signal", "needs exactly one of reload_process or reload_pidfile")
         if ok is not None:
@@ -264,13 +266,3 @@ class _ResourceParser:
             reload=self.reload(),
             unit=unit,
         )
-
-
-def _signal_number(name: str, error: Callable[[str], ConfigError]) -> int:
-    text = name.strip().upper()
-    if text.isdigit():
-        return int(text)
-    try:
-        return int(signal.Signals[text if text.startswith("SIG") else "SIG" + text])
-    except KeyError:
-        raise error(f'{name!r} is not a signal name such as "HUP"') from None

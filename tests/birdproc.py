@@ -1,0 +1,152 @@
+"""Start and stop a real BIRD 1.6 daemon (``bird`` or ``bird6``) in a directory of its own.
+
+The daemon runs in the foreground (``-f``) as a child of the test process, with its
+own config, control socket, pid file and log file (``log "FILE" all;``), so it needs no
+network namespace. Every wait is bounded; :meth:`BirdDaemon.stop` always ends it.
+
+    with BirdDaemon.start("bird", tmp_path / "bird") as bird:
+        bird.socket, bird.pidfile, bird.log_text()
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+_SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+MINIMAL_CONFIG = "router id 10.0.0.1;\nprotocol device {}\n"
+
+
+def bird_binary(name: str = "bird") -> str | None:
+    """Path of ``bird``/``bird6``/``birdc``, or None if not installed."""
+    return shutil.which(name) or shutil.which(name, path=_SBIN_PATH)
+
+
+def config_text(body: str, log: Path) -> str:
+    """A config logging everything to ``log``, followed by ``body``."""
+    return f'log "{log}" all;\n{body}'
+
+
+class BirdDaemon:
+    """One running BIRD daemon; use :meth:`start`."""
+
+    def __init__(self, kind: str, workdir: Path, proc: subprocess.Popen[bytes]) -> None:
+        self.kind = kind
+        self.workdir = workdir
+        self.proc = proc
+        self.config = workdir / f"{kind}.conf"
+        self.socket = workdir / f"{kind}.ctl"
+        self.pidfile = workdir / f"{kind}.pid"
+        self.log = workdir / f"{kind}.log"
+        self.stderr = workdir / f"{kind}.stderr"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @classmethod
+    def start(cls, kind: str, workdir: Path, body: str = MINIMAL_CONFIG, timeout: float = 10.0) -> BirdDaemon:
+        """Start ``kind`` (``bird`` or ``bird6``) with ``body`` as config; wait until it
+        answers on its control socket and has written its pid file."""
+        binary = bird_binary(kind)
+        if binary is None:
+            raise FileNotFoundError(f"{kind} is not installed")
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / f"{kind}.conf"
+        log = workdir / f"{kind}.log"
+        config.write_text(config_text(body, log))
+        with open(workdir / f"{kind}.stderr", "wb") as err:
+            proc = subprocess.Popen(
+                [
+                    binary,
+                    "-f",
+                    "-c",
+                    str(config),
+                    "-s",
+                    str(workdir / f"{kind}.ctl"),
+                    "-P",
+                    str(workdir / f"{kind}.pid"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                cwd=workdir,
+                start_new_session=True,
+            )
+        daemon = cls(kind, workdir, proc)
+        try:
+            daemon._wait_ready(timeout)
+        except BaseException:
+            daemon.stop()
+            raise
+        return daemon
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                err = self.stderr.read_text(errors="replace")
+                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}: {err}")
+            if self._pidfile_ok() and self._answers():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.kind} not ready within {timeout:g} s")
+            time.sleep(0.02)
+
+    def _pidfile_ok(self) -> bool:
+        try:
+            return self.pidfile.read_text().strip() == str(self.pid)
+        except OSError:
+            return False
+
+    def _answers(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(1.0)
+                s.connect(str(self.socket))
+                return s.recv(256).startswith(b"0001 ")
+        except OSError:
+            return False
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, needle: str, count: int = 1, timeout: float = 5.0) -> bool:
+        """Wait (bounded) until ``needle`` appears ``count`` times in the log."""
+        deadline = time.monotonic() + timeout
+        while self.log_text().count(needle) < count:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; always reaps the process."""
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+
+    def __enter__(self) -> BirdDaemon:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
