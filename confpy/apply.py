@@ -115,6 +115,7 @@ class Applier:
         pending = marker.exists()
         if not changed and not pending:
             return UnitResult(unit.name, Status.IN_SYNC)
+        remove_stale_stages(marker.parent)
         if changed:
             try:
                 self._replace(unit, targets, changed, marker)
@@ -142,7 +143,6 @@ class Applier:
         return result
 
     def _replace(self, unit: Unit, targets: list[Target], changed: list[Target], marker: Path) -> None:
-        remove_stale_stages(marker.parent)
         stage = Stage(targets)
         try:
             if self.mode is not Mode.SYNC_ONLY:

@@ -1,0 +1,109 @@
+"""The command line: confd's flag spellings, precedence, exit codes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from confpy.cli import main, parse_flags
+from confpy.settings import build_settings
+from tests.conftest import MakeConfdir
+
+
+def test_go_style_flags_are_accepted_in_every_spelling() -> None:
+    flags = parse_flags(
+        ["-confdir=/etc/calico/confd", "-interval=5", "-watch", "--log-level=debug", "-node=http://etcd1:4001",
+         "-node", "etcd2:4001", "--prefix", "/p", "-onetime=false", "-noop=true"]
+    )  # fmt: skip
+    assert flags == {
+        "confdir": "/etc/calico/confd",
+        "interval": "5",
+        "watch": True,
+        "log_level": "debug",
+        "nodes": ["http://etcd1:4001", "etcd2:4001"],
+        "prefix": "/p",
+        "onetime": False,
+        "noop": True,
+    }
+
+
+def test_flags_override_environment_which_overrides_the_config_file(tmp_path: Path) -> None:
+    conf = tmp_path / "confd.toml"
+    conf.write_text('backend = "etcdv3"\nnodes = ["127.0.0.1:2379"]\nprefix = "/file"\ninterval = 30\nlog-level = "warn"\nclient_cakeys = "/ca.pem"\n')
+    s = build_settings(
+        {"config_file": str(conf), "prefix": "/flag"},
+        {"CONFPY_INTERVAL": "7", "NODENAME": "n1"},
+    )
+    assert (s.prefix, s.interval, s.log_level, s.node_name) == ("/flag", 7.0, "warn", "n1")
+    assert s.store_kind == "etcd"
+    assert s.endpoints() == ["http://127.0.0.1:2379"]
+    assert s.client_ca_keys == "/ca.pem"
+
+
+def test_durations_in_flags() -> None:
+    s = build_settings({"files": ["x"], "wait_min": "0", "wait_max": "250ms"}, {"NODENAME": "n"})
+    assert (s.wait_min, s.wait_max) == (0.0, 0.25)
+
+
+def test_help_explains_modes_and_exit_codes() -> None:
+    out = subprocess.run([sys.executable, "-m", "confpy", "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0
+    for words in ("-onetime", "-watch", "-noop", "--stdout", "exit status", "store unreachable"):
+        assert words in out.stdout
+
+
+def test_version() -> None:
+    out = subprocess.run([sys.executable, "-m", "confpy", "-version"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.startswith("confpy ")
+
+
+@pytest.fixture
+def confdir(make_confdir: MakeConfdir) -> Path:
+    return make_confdir({"a": 'src = "a.j2"\ndest = "{out}/a.conf"\nprefix = "/app"\n'}, {"a.j2": "{{ getv('/x') }}\n"})
+
+
+def test_unknown_flag_is_a_usage_error(confdir: Path) -> None:
+    with pytest.raises(SystemExit) as err:
+        main(["-onetime", "-confdri", str(confdir)])
+    assert err.value.code == 2
+
+
+def test_bad_resource_toml_is_exit_2(confdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (confdir / "conf.d" / "a.toml").write_text("[template]\nsrc = \n")
+    data = tmp_path / "d.yaml"
+    data.write_text("app: {x: 1}\n")
+    assert main(["-onetime", f"-confdir={confdir}", f"-file={data}"]) == 2
+    assert "a.toml: TOML syntax error: Invalid value (at line 2, column 7)" in caplog.text
+
+
+def test_missing_template_is_exit_2(confdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (confdir / "templates" / "a.j2").unlink()
+    data = tmp_path / "d.yaml"
+    data.write_text("app: {x: 1}\n")
+    assert main(["-onetime", f"-confdir={confdir}", f"-file={data}"]) == 2
+
+
+def test_unreadable_data_file_is_exit_3_and_names_the_line(confdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = tmp_path / "d.yaml"
+    data.write_text("app:\n  x: [1\n")
+    assert main(["-onetime", f"-confdir={confdir}", f"-file={data}"]) == 3
+    assert "d.yaml:3:1: invalid YAML" in caplog.text
+
+
+def test_missing_key_is_exit_1_and_names_key_and_line(confdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = tmp_path / "d.yaml"
+    data.write_text("app: {y: 1}\n")
+    assert main(["-onetime", f"-confdir={confdir}", f"-file={data}"]) == 1
+    assert "key /app/x (a.j2:1)" in caplog.text
+
+
+def test_no_store_given_is_a_usage_error(confdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-onetime", f"-confdir={confdir}"]) == 2
+    assert "use -node URL for etcd or -file PATH" in capsys.readouterr().err
+
+
+def test_env_backend(confdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_X", "from-env")
+    assert main(["-onetime", f"-confdir={confdir}", "-backend", "env"]) == 0
+    assert (confdir.parent / "out" / "a.conf").read_text() == "from-env\n"
