@@ -1,0 +1,106 @@
+"""The watch daemon's scheduling, against the in-memory store (etcd: tests/test_watch_etcd.py)."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from confpy.scheduler import Daemon, Engine
+from confpy.settings import Settings
+from confpy.stores.memory import MemoryStore
+from tests.conftest import MakeConfdir
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+def read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+class Harness:
+    def __init__(self, daemon: Daemon, store: MemoryStore, out: Path) -> None:
+        self.daemon, self.store, self.out = daemon, store, out
+
+    @property
+    def reloads(self) -> int:
+        return len(read(self.out.parent.parent / "reloads").splitlines())
+
+
+@pytest.fixture
+async def harness(make_confdir: MakeConfdir, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    options = getattr(request, "param", {})
+    confdir = make_confdir(
+        {"app": 'src = "app.j2"\ndest = "{out}/app.conf"\nprefix = "/app"\nkeys = ["/peers", "/name"]\nreload_cmd = "echo r >> {out}/../reloads"\n'},
+        {"app.j2": "name={{ getv('/name') }}\n{% for p in gets('/peers/*') %}{{ p.value }}\n{% endfor %}"},
+    )
+    settings = Settings(confdir=confdir, watch=True, node_name="n1", wait_min=0.05, wait_max=0.5, **options)
+    store = MemoryStore({"/app/name": "a", "/app/peers/1": "p1", "/other/x": "1"})
+    daemon = Daemon(Engine.create(settings), store=store)
+    task = asyncio.create_task(daemon.run())
+    h = Harness(daemon, store, tmp_path / "out" / "app.conf")
+    await until(lambda: read(h.out) == "name=a\np1\n")
+    yield h
+    daemon._stop()
+    assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_follows_puts_and_deletes(harness: Harness) -> None:
+    await harness.store.put("/app/peers/2", "p2")
+    await until(lambda: read(harness.out) == "name=a\np1\np2\n")
+    await harness.store.delete("/app/peers/1")
+    await until(lambda: read(harness.out) == "name=a\np2\n")
+    assert harness.reloads == 3
+
+
+async def test_a_burst_becomes_one_render_and_one_reload(harness: Harness) -> None:
+    for i in range(200):
+        await harness.store.put(f"/app/peers/{i:03d}", f"v{i}")
+    await until(lambda: "v199" in read(harness.out))
+    await asyncio.sleep(0.3)
+    assert harness.reloads <= 3, f"{harness.reloads} reloads for one burst"
+
+
+async def test_changes_outside_the_resource_keys_render_nothing(harness: Harness) -> None:
+    before = harness.out.stat().st_mtime_ns
+    await harness.store.put("/other/x", "2")
+    await asyncio.sleep(0.3)
+    assert harness.out.stat().st_mtime_ns == before
+    assert harness.reloads == 1
+
+
+async def test_a_failed_resource_keeps_its_last_good_file_and_recovers_on_the_next_change(harness: Harness) -> None:
+    await harness.store.delete("/app/name")
+    await asyncio.sleep(0.3)
+    assert read(harness.out) == "name=a\np1\n"
+    assert "app" in harness.daemon.retries
+    await harness.store.put("/app/name", "b")
+    await until(lambda: read(harness.out) == "name=b\np1\n")
+    assert "app" not in harness.daemon.retries
+
+
+@pytest.mark.parametrize("harness", [{"interval": 0.2}], indirect=True)
+async def test_interval_reconcile_restores_a_file_deleted_by_hand(harness: Harness) -> None:
+    harness.out.unlink()
+    await until(lambda: read(harness.out) == "name=a\np1\n")
+
+
+async def test_sighup_with_a_broken_template_keeps_the_old_set_running(harness: Harness) -> None:
+    templates = harness.daemon.settings.confdir / "templates"
+    (templates / "app.j2").write_text("{% for %}")
+    harness.daemon._sighup()
+    await asyncio.sleep(0.2)
+    await harness.store.put("/app/name", "c")
+    await until(lambda: read(harness.out) == "name=c\np1\n")
+    (templates / "app.j2").write_text("new {{ getv('/name') }}\n")
+    harness.daemon._sighup()
+    await until(lambda: read(harness.out) == "new c\n")
