@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     flag("file", "data file or directory for the file store (YAML/JSON); repeatable", action="append")
     flag("scheme", "scheme for -node values without one: http or https (default http)")
     flag("prefix", "prefix added in front of every resource prefix")
+    flag("dest-root", "write every dest under DIR instead of / (like make's DESTDIR)", metavar="DIR")
     flag("node-name", "node name for //NODENAME in resources (default $NODENAME, else the host name)")
     switch("onetime", "render and apply once, then exit")
     switch("watch", "follow store changes (the daemon mode)")

@@ -14,7 +14,7 @@ import pwd
 import re
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,7 @@ def load_resources(
     node_name: str,
     global_prefix: str = "",
     template_exists: Callable[[str], object] | None = None,
+    dest_root: Path | None = None,
 ) -> list[TemplateResource]:
     """Every ``conf.d/**/*.toml`` under ``confdir``, sorted by path.
 
@@ -110,6 +111,8 @@ def load_resources(
     resources = []
     for path in sorted(conf_d.rglob("*.toml")):
         resource = load_resource(path, conf_d, node_name, global_prefix)
+        if dest_root is not None:
+            resource = replace(resource, dest=dest_root / resource.dest.relative_to("/"))
         if template_exists is not None:
             try:
                 template_exists(resource.src)

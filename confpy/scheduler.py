@@ -45,7 +45,9 @@ class Loaded:
     @classmethod
     def from_settings(cls, settings: Settings) -> Loaded:
         renderer = Renderer(settings.confdir / "templates")
-        resources = load_resources(settings.confdir, settings.node_name, settings.prefix, renderer.compile)
+        resources = load_resources(
+            settings.confdir, settings.node_name, settings.prefix, renderer.compile, settings.dest_root
+        )
         if settings.resources:
             resources = _select(resources, settings.resources)
         units = group_units(resources)

@@ -32,6 +32,7 @@ class Settings:
     files: list[str] = field(default_factory=list)
     scheme: str = "http"
     prefix: str = ""
+    dest_root: Path | None = None
     node_name: str = ""
     onetime: bool = False
     watch: bool = False

@@ -25,10 +25,14 @@ def out(confdir: Path, name: str) -> Path:
     return confdir.parent / "out" / name
 
 
-def test_writes_the_file_runs_check_and_reload_then_is_in_sync(make_confdir: MakeConfdir, data: Path, tmp_path: Path) -> None:
+def test_writes_the_file_runs_check_and_reload_then_is_in_sync(
+    make_confdir: MakeConfdir, data: Path, tmp_path: Path
+) -> None:
     log = tmp_path / "reloads"
     confdir = make_confdir(
-        {"app": f'src = "app.j2"\ndest = "{{out}}/app.conf"\nprefix = "/app"\nmode = "0640"\ncheck_cmd = "grep -q host= {{{{.src}}}}"\nreload_cmd = "echo r >> {log}"\n'},
+        {
+            "app": f'src = "app.j2"\ndest = "{{out}}/app.conf"\nprefix = "/app"\nmode = "0640"\ncheck_cmd = "grep -q host= {{{{.src}}}}"\nreload_cmd = "echo r >> {log}"\n'
+        },
         {"app.j2": "host={{ getv('/host') }}\n"},
     )
     assert run(confdir, data) == 0
@@ -38,11 +42,16 @@ def test_writes_the_file_runs_check_and_reload_then_is_in_sync(make_confdir: Mak
     assert log.read_text() == "r\n"
     assert run(confdir, data) == 0
     assert log.read_text() == "r\n", "an unchanged file must not be reloaded"
-    assert not [p for p in dest.parent.iterdir() if p.name.startswith(".confpy")], "no stage or marker left behind"
+    assert not [p for p in dest.parent.iterdir() if p.name.startswith(".confpy")], (
+        "no stage or marker left behind"
+    )
 
 
 def test_without_mode_an_existing_files_mode_is_kept(make_confdir: MakeConfdir, data: Path) -> None:
-    confdir = make_confdir({"app": 'src = "app.j2"\ndest = "{out}/app.conf"\nprefix = "/app"\n'}, {"app.j2": "{{ getv('/host') }}\n"})
+    confdir = make_confdir(
+        {"app": 'src = "app.j2"\ndest = "{out}/app.conf"\nprefix = "/app"\n'},
+        {"app.j2": "{{ getv('/host') }}\n"},
+    )
     dest = out(confdir, "app.conf")
     dest.write_text("old\n")
     dest.chmod(0o600)
@@ -51,7 +60,9 @@ def test_without_mode_an_existing_files_mode_is_kept(make_confdir: MakeConfdir, 
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600
 
 
-def test_a_failed_check_leaves_the_destination_and_runs_no_reload(make_confdir: MakeConfdir, data: Path, tmp_path: Path) -> None:
+def test_a_failed_check_leaves_the_destination_and_runs_no_reload(
+    make_confdir: MakeConfdir, data: Path, tmp_path: Path
+) -> None:
     log = tmp_path / "reloads"
     confdir = make_confdir(
         {
@@ -70,18 +81,24 @@ def test_a_failed_check_leaves_the_destination_and_runs_no_reload(make_confdir: 
 
 def test_a_hanging_check_is_killed_at_its_timeout(make_confdir: MakeConfdir, data: Path) -> None:
     confdir = make_confdir(
-        {"app": 'src = "app.j2"\ndest = "{out}/app.conf"\nprefix = "/app"\ncheck_cmd = "sleep 30"\ncheck_timeout = "300ms"\n'},
+        {
+            "app": 'src = "app.j2"\ndest = "{out}/app.conf"\nprefix = "/app"\ncheck_cmd = "sleep 30"\ncheck_timeout = "300ms"\n'
+        },
         {"app.j2": "x\n"},
     )
     assert run(confdir, data) == 1
     assert not out(confdir, "app.conf").exists()
 
 
-def test_a_failing_reload_is_exit_1_and_is_retried_by_the_next_run(make_confdir: MakeConfdir, data: Path, tmp_path: Path) -> None:
+def test_a_failing_reload_is_exit_1_and_is_retried_by_the_next_run(
+    make_confdir: MakeConfdir, data: Path, tmp_path: Path
+) -> None:
     flag = tmp_path / "reload-works"
     log = tmp_path / "reloads"
     confdir = make_confdir(
-        {"app": f'src = "app.j2"\ndest = "{{out}}/app.conf"\nprefix = "/app"\nreload_cmd = "test -e {flag} && echo r >> {log}"\n'},
+        {
+            "app": f'src = "app.j2"\ndest = "{{out}}/app.conf"\nprefix = "/app"\nreload_cmd = "test -e {flag} && echo r >> {log}"\n'
+        },
         {"app.j2": "{{ getv('/host') }}\n"},
     )
     assert run(confdir, data) == 1
@@ -91,7 +108,9 @@ def test_a_failing_reload_is_exit_1_and_is_retried_by_the_next_run(make_confdir:
     assert log.read_text() == "r\n"
 
 
-def test_missing_destination_directory_fails_that_resource_only(make_confdir: MakeConfdir, data: Path) -> None:
+def test_missing_destination_directory_fails_that_resource_only(
+    make_confdir: MakeConfdir, data: Path
+) -> None:
     confdir = make_confdir(
         {
             "a": 'src = "app.j2"\ndest = "{out}/missing/a.conf"\nprefix = "/app"\n',
@@ -103,7 +122,9 @@ def test_missing_destination_directory_fails_that_resource_only(make_confdir: Ma
     assert out(confdir, "b.conf").exists()
 
 
-def test_unwritable_destination_directory_is_reported(make_confdir: MakeConfdir, data: Path, tmp_path: Path) -> None:
+def test_unwritable_destination_directory_is_reported(
+    make_confdir: MakeConfdir, data: Path, tmp_path: Path
+) -> None:
     if os.geteuid() == 0:
         # root ignores directory permissions: use a read-only bind of a file system we cannot write: /proc.
         dest = "/proc/confpy-test.conf"
@@ -119,17 +140,24 @@ UNIT = {
     "main": 'src = "main.j2"\ndest = "{out}/main.cfg"\nprefix = "/app"\nunit = "svc"\ncheck_cmd = "grep -q include {{.src}} && test -s $(dirname {{.src}})/inc.cfg && ! grep -q BAD $(dirname {{.src}})/inc.cfg"\nreload_cmd = "echo r >> {out}/../reloads"\n',
     "inc": 'src = "inc.j2"\ndest = "{out}/inc.cfg"\nprefix = "/app"\nunit = "svc"\nreload_cmd = "echo r >> {out}/../reloads"\n',
 }
-UNIT_TEMPLATES = {"main.j2": "include inc.cfg\nmain {{ getv('/host') }}\n", "inc.j2": "inc {{ getv('/port') }}\n"}
+UNIT_TEMPLATES = {
+    "main.j2": "include inc.cfg\nmain {{ getv('/host') }}\n",
+    "inc.j2": "inc {{ getv('/port') }}\n",
+}
 
 
-def test_unit_first_start_checks_the_main_file_with_its_include_staged_beside_it(make_confdir: MakeConfdir, data: Path, tmp_path: Path) -> None:
+def test_unit_first_start_checks_the_main_file_with_its_include_staged_beside_it(
+    make_confdir: MakeConfdir, data: Path, tmp_path: Path
+) -> None:
     confdir = make_confdir(UNIT, UNIT_TEMPLATES)
     assert run(confdir, data) == 0, "the include is not on disk yet, but it is in the stage"
     assert out(confdir, "inc.cfg").read_text() == "inc 80\n"
     assert (tmp_path / "reloads").read_text() == "r\n", "two files, one reload"
 
 
-def test_unit_change_in_the_include_only_still_checks_the_main_file_and_reloads_once(make_confdir: MakeConfdir, data: Path, tmp_path: Path) -> None:
+def test_unit_change_in_the_include_only_still_checks_the_main_file_and_reloads_once(
+    make_confdir: MakeConfdir, data: Path, tmp_path: Path
+) -> None:
     confdir = make_confdir(UNIT, UNIT_TEMPLATES)
     assert run(confdir, data) == 0
     data.write_text("app:\n  host: h1\n  port: BAD\n")
@@ -150,7 +178,9 @@ def test_unit_render_failure_changes_none_of_its_files(make_confdir: MakeConfdir
     assert out(confdir, "main.cfg").read_text() == "include inc.cfg\nmain h1\n"
 
 
-def test_an_interrupted_unit_apply_is_finished_and_reloaded_by_the_next_run(make_confdir: MakeConfdir, data: Path, tmp_path: Path) -> None:
+def test_an_interrupted_unit_apply_is_finished_and_reloaded_by_the_next_run(
+    make_confdir: MakeConfdir, data: Path, tmp_path: Path
+) -> None:
     confdir = make_confdir(UNIT, UNIT_TEMPLATES)
     assert run(confdir, data) == 0
     # What a kill -9 between the two renames leaves: the marker, a stale stage, the include replaced.
@@ -167,7 +197,9 @@ def test_an_interrupted_unit_apply_is_finished_and_reloaded_by_the_next_run(make
     assert not stale.exists()
 
 
-def test_noop_reports_a_diff_and_the_check_and_changes_nothing(make_confdir: MakeConfdir, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_noop_reports_a_diff_and_the_check_and_changes_nothing(
+    make_confdir: MakeConfdir, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     confdir = make_confdir(UNIT, UNIT_TEMPLATES)
     out(confdir, "main.cfg").write_text("old\n")
     assert main(["-noop", f"-confdir={confdir}", "-file", str(data)]) == 0
@@ -180,7 +212,9 @@ def test_noop_reports_a_diff_and_the_check_and_changes_nothing(make_confdir: Mak
     assert not (tmp_path / "reloads").exists()
 
 
-def test_stdout_review_prints_each_file_with_a_header_and_writes_nothing(make_confdir: MakeConfdir, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stdout_review_prints_each_file_with_a_header_and_writes_nothing(
+    make_confdir: MakeConfdir, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     confdir = make_confdir(UNIT, UNIT_TEMPLATES)
     assert main(["--stdout", f"-confdir={confdir}", "-file", str(data), "--resource", "inc"]) == 0
     text = capsys.readouterr().out
@@ -189,7 +223,9 @@ def test_stdout_review_prints_each_file_with_a_header_and_writes_nothing(make_co
     assert not out(confdir, "inc.cfg").exists()
 
 
-def test_sync_only_writes_without_check_or_reload(make_confdir: MakeConfdir, data: Path, tmp_path: Path) -> None:
+def test_sync_only_writes_without_check_or_reload(
+    make_confdir: MakeConfdir, data: Path, tmp_path: Path
+) -> None:
     confdir = make_confdir(UNIT, UNIT_TEMPLATES)
     data.write_text("app:\n  host: h1\n  port: BAD\n")
     assert run(confdir, data, "-sync-only") == 0
@@ -197,7 +233,9 @@ def test_sync_only_writes_without_check_or_reload(make_confdir: MakeConfdir, dat
     assert not (tmp_path / "reloads").exists()
 
 
-def test_keep_stage_file_keeps_the_staged_set_after_a_failed_check(make_confdir: MakeConfdir, data: Path) -> None:
+def test_keep_stage_file_keeps_the_staged_set_after_a_failed_check(
+    make_confdir: MakeConfdir, data: Path
+) -> None:
     confdir = make_confdir(UNIT, UNIT_TEMPLATES)
     data.write_text("app:\n  host: h1\n  port: BAD\n")
     assert run(confdir, data, "-keep-stage-file") == 1

@@ -30,7 +30,9 @@ def test_go_style_flags_are_accepted_in_every_spelling() -> None:
 
 def test_flags_override_environment_which_overrides_the_config_file(tmp_path: Path) -> None:
     conf = tmp_path / "confd.toml"
-    conf.write_text('backend = "etcdv3"\nnodes = ["127.0.0.1:2379"]\nprefix = "/file"\ninterval = 30\nlog-level = "warn"\nclient_cakeys = "/ca.pem"\n')
+    conf.write_text(
+        'backend = "etcdv3"\nnodes = ["127.0.0.1:2379"]\nprefix = "/file"\ninterval = 30\nlog-level = "warn"\nclient_cakeys = "/ca.pem"\n'
+    )
     s = build_settings(
         {"config_file": str(conf), "prefix": "/flag"},
         {"CONFPY_INTERVAL": "7", "NODENAME": "n1"},
@@ -47,20 +49,26 @@ def test_durations_in_flags() -> None:
 
 
 def test_help_explains_modes_and_exit_codes() -> None:
-    out = subprocess.run([sys.executable, "-m", "confpy", "--help"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "confpy", "--help"], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0
     for words in ("-onetime", "-watch", "-noop", "--stdout", "exit status", "store unreachable"):
         assert words in out.stdout
 
 
 def test_version() -> None:
-    out = subprocess.run([sys.executable, "-m", "confpy", "-version"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "confpy", "-version"], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0 and out.stdout.startswith("confpy ")
 
 
 @pytest.fixture
 def confdir(make_confdir: MakeConfdir) -> Path:
-    return make_confdir({"a": 'src = "a.j2"\ndest = "{out}/a.conf"\nprefix = "/app"\n'}, {"a.j2": "{{ getv('/x') }}\n"})
+    return make_confdir(
+        {"a": 'src = "a.j2"\ndest = "{out}/a.conf"\nprefix = "/app"\n'}, {"a.j2": "{{ getv('/x') }}\n"}
+    )
 
 
 def test_unknown_flag_is_a_usage_error(confdir: Path) -> None:
@@ -77,21 +85,27 @@ def test_bad_resource_toml_is_exit_2(confdir: Path, tmp_path: Path, caplog: pyte
     assert "a.toml: TOML syntax error: Invalid value (at line 2, column 7)" in caplog.text
 
 
-def test_missing_template_is_exit_2(confdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_template_is_exit_2(
+    confdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (confdir / "templates" / "a.j2").unlink()
     data = tmp_path / "d.yaml"
     data.write_text("app: {x: 1}\n")
     assert main(["-onetime", f"-confdir={confdir}", f"-file={data}"]) == 2
 
 
-def test_unreadable_data_file_is_exit_3_and_names_the_line(confdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_unreadable_data_file_is_exit_3_and_names_the_line(
+    confdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     data = tmp_path / "d.yaml"
     data.write_text("app:\n  x: [1\n")
     assert main(["-onetime", f"-confdir={confdir}", f"-file={data}"]) == 3
     assert "d.yaml:3:1: invalid YAML" in caplog.text
 
 
-def test_missing_key_is_exit_1_and_names_key_and_line(confdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_key_is_exit_1_and_names_key_and_line(
+    confdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     data = tmp_path / "d.yaml"
     data.write_text("app: {y: 1}\n")
     assert main(["-onetime", f"-confdir={confdir}", f"-file={data}"]) == 1

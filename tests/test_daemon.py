@@ -37,10 +37,14 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(make_confdir: MakeConfdir, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+async def harness(
+    make_confdir: MakeConfdir, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Harness]:
     options = getattr(request, "param", {})
     confdir = make_confdir(
-        {"app": 'src = "app.j2"\ndest = "{out}/app.conf"\nprefix = "/app"\nkeys = ["/peers", "/name"]\nreload_cmd = "echo r >> {out}/../reloads"\n'},
+        {
+            "app": 'src = "app.j2"\ndest = "{out}/app.conf"\nprefix = "/app"\nkeys = ["/peers", "/name"]\nreload_cmd = "echo r >> {out}/../reloads"\n'
+        },
         {"app.j2": "name={{ getv('/name') }}\n{% for p in gets('/peers/*') %}{{ p.value }}\n{% endfor %}"},
     )
     settings = Settings(confdir=confdir, watch=True, node_name="n1", wait_min=0.05, wait_max=0.5, **options)
@@ -78,7 +82,9 @@ async def test_changes_outside_the_resource_keys_render_nothing(harness: Harness
     assert harness.reloads == 1
 
 
-async def test_a_failed_resource_keeps_its_last_good_file_and_recovers_on_the_next_change(harness: Harness) -> None:
+async def test_a_failed_resource_keeps_its_last_good_file_and_recovers_on_the_next_change(
+    harness: Harness,
+) -> None:
     await harness.store.delete("/app/name")
     await asyncio.sleep(0.3)
     assert read(harness.out) == "name=a\np1\n"

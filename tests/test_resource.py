@@ -38,7 +38,9 @@ def test_confd_fields_and_nodename_substitution(tmp_path: Path) -> None:
     assert r.unit == "bird_ipam"
 
 
-@pytest.mark.parametrize(("mode", "expected"), [('"0644"', 0o644), ('"644"', 0o644), ('"0600"', 0o600), ("644", 0o644)])
+@pytest.mark.parametrize(
+    ("mode", "expected"), [('"0644"', 0o644), ('"644"', 0o644), ('"0600"', 0o600), ("644", 0o644)]
+)
 def test_mode_is_octal_however_written(tmp_path: Path, mode: str, expected: int) -> None:
     write(tmp_path, "a", f'[template]\nsrc = "t.j2"\ndest = "/x"\nmode = {mode}\n')
     assert load(tmp_path)[0].mode == expected
@@ -59,16 +61,31 @@ def test_resource_without_keys_reads_its_prefix(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('[template]\nsrc = "t.j2"\ndest = "/x"\nchek_cmd = "true"\n', r"chek_cmd: unknown field \(did you mean 'check_cmd'\?\)"),
+        (
+            '[template]\nsrc = "t.j2"\ndest = "/x"\nchek_cmd = "true"\n',
+            r"chek_cmd: unknown field \(did you mean 'check_cmd'\?\)",
+        ),
         ('[template]\ndest = "/x"\n', r"\[template\] src: is required"),
         ('[template]\nsrc = "t.j2"\ndest = "/x"\nmode = "0999"\n', r"mode: '0999' is not an octal file mode"),
         ('[template]\nsrc = "t.j2"\ndest = "/x"\nkeys = "/a"\n', r"keys: must be a list of strings"),
         ('[template]\nsrc = "t.j2"\ndest = "x"\n', r"dest: 'x' must be an absolute path"),
         ('[template]\nsrc = "t.j2"\ndest = "/x"\nowner = "no-such-user-here"\n', r"owner: no such owner"),
-        ('[template]\nsrc = "t.j2"\ndest = "/x"\nreload_signal = "HUP"\n', r"needs exactly one of reload_process"),
-        ('[template]\nsrc = "t.j2"\ndest = "/x"\nreload_signal = "NOPE"\nreload_process = "b"\n', r"not a signal such as"),
-        ('[template]\nsrc = "t.j2"\ndest = "/x"\nreload_cmd = "a"\nreload_signal = "HUP"\n', r"give one way to reload"),
-        ('[template]\nsrc = "t.j2"\ndest = "/x"\ncheck_timeout = "soon"\n', r"check_timeout: 'soon' is not a duration"),
+        (
+            '[template]\nsrc = "t.j2"\ndest = "/x"\nreload_signal = "HUP"\n',
+            r"needs exactly one of reload_process",
+        ),
+        (
+            '[template]\nsrc = "t.j2"\ndest = "/x"\nreload_signal = "NOPE"\nreload_process = "b"\n',
+            r"not a signal such as",
+        ),
+        (
+            '[template]\nsrc = "t.j2"\ndest = "/x"\nreload_cmd = "a"\nreload_signal = "HUP"\n',
+            r"give one way to reload",
+        ),
+        (
+            '[template]\nsrc = "t.j2"\ndest = "/x"\ncheck_timeout = "soon"\n',
+            r"check_timeout: 'soon' is not a duration",
+        ),
         ('[template]\nsrc = "t.j2"\ndest = "/x"\n[other]\n', r"unknown table or key 'other'"),
         ('[template]\nsrc = "t.j2"\ndest = "/x\n', r"TOML syntax error: .*line 3"),
         ('[template]\nsrc = "missing.j2"\ndest = "/x"\n', r"src: template missing.j2 not found"),

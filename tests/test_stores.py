@@ -36,7 +36,10 @@ def test_file_store_reads_a_directory_and_filters_by_prefix(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("name", "text", "message"),
-    [("bad.yaml", "a: [1, 2\nb: 3\n", r"bad.yaml:\d+:\d+: invalid YAML"), ("bad.json", '{"a": 1,\n}', r"bad.json:2:1: invalid JSON")],
+    [
+        ("bad.yaml", "a: [1, 2\nb: 3\n", r"bad.yaml:\d+:\d+: invalid YAML"),
+        ("bad.json", '{"a": 1,\n}', r"bad.json:2:1: invalid JSON"),
+    ],
 )
 def test_bad_data_files_name_file_and_line(tmp_path: Path, name: str, text: str, message: str) -> None:
     (tmp_path / name).write_text(text)
