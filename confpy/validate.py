@@ -17,6 +17,15 @@ def _show(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "...'"
 
 
+def _no_scope(value: object) -> str:
+    """Python accepts ``fe80::1%<anything but / and %>`` as an IPv6 address; the scope
+    id is free text that would reach the config file, so it is refused."""
+    text = str(value)
+    if "%" in text:
+        raise ValueError
+    return text
+
+
 def ipv4(value: object) -> str:
     try:
         return str(ipaddress.IPv4Address(str(value)))
@@ -26,22 +35,22 @@ def ipv4(value: object) -> str:
 
 def ipv6(value: object) -> str:
     try:
-        return str(ipaddress.IPv6Address(str(value)))
+        return str(ipaddress.IPv6Address(_no_scope(value)))
     except ValueError:
         raise ValueError(f"{_show(value)} is not an IPv6 address") from None
 
 
 def ip(value: object) -> str:
     try:
-        return str(ipaddress.ip_address(str(value)))
+        return str(ipaddress.ip_address(_no_scope(value)))
     except ValueError:
         raise ValueError(f"{_show(value)} is not an IP address") from None
 
 
 def cidr(value: object, version: int | None = None) -> str:
     """A network in CIDR form (host bits must be zero), e.g. ``192.168.0.0/16``."""
-    text = str(value)
     try:
+        text = _no_scope(value)
         if "/" not in text:
             raise ValueError
         net = ipaddress.ip_network(text, strict=True)
@@ -59,7 +68,7 @@ def asn(value: object) -> int:
         raise ValueError(f"{_show(value)} is not an AS number")
     if isinstance(text, float) and text.is_integer():
         text = int(text)
-    if isinstance(text, str) and text.isdigit() and text.isascii():
+    if isinstance(text, str) and text.isdigit() and text.isascii() and len(text) <= 10:
         text = int(text)
     if not isinstance(text, int) or not 1 <= text <= 4294967295:
         raise ValueError(f"{_show(value)} is not an AS number")
@@ -68,7 +77,7 @@ def asn(value: object) -> int:
 
 def integer(value: object, what: str, low: int, high: int) -> int:
     """An integer ``low``..``high`` from a JSON number or an ASCII decimal string."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         number: object = int(value)
     else:
         number = value
@@ -97,7 +106,7 @@ def community(value: object) -> tuple[int, ...]:
     """A BGP community: ``a:b`` (standard, each 0-65535) or ``a:b:c`` (large, each 0-4294967295)."""
     parts = str(value).split(":")
     limit = {2: 65535, 3: 4294967295}.get(len(parts))
-    if limit is not None and all(p.isascii() and p.isdigit() for p in parts):
+    if limit is not None and all(p.isascii() and p.isdigit() and len(p) <= 10 for p in parts):
         numbers = tuple(int(p) for p in parts)
         if all(n <= limit for n in numbers):
             return numbers

@@ -86,9 +86,8 @@ async def test_a_failed_resource_keeps_its_last_good_file_and_recovers_on_the_ne
     harness: Harness,
 ) -> None:
     await harness.store.delete("/app/name")
-    await asyncio.sleep(0.3)
+    await until(lambda: "app" in harness.daemon.retries)
     assert read(harness.out) == "name=a\np1\n"
-    assert "app" in harness.daemon.retries
     await harness.store.put("/app/name", "b")
     await until(lambda: read(harness.out) == "name=b\np1\n")
     assert "app" not in harness.daemon.retries
