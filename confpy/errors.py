@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """``text`` safe for one log line: control characters and stray bytes escaped."""
+    if text.isprintable():
+        return text
+    return text.encode("unicode_escape").decode("ascii")
+
+
 class ConfpyError(Exception):
     """Base class of every error confpy reports to the operator."""
 
@@ -15,7 +22,7 @@ class DataError(ConfpyError):
     """A store value is not what its consumer needs. Names the full store key."""
 
     def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"key {key}: {message}")
+        super().__init__(f"key {printable(key)}: {message}")
         self.key = key
         self.message = message
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import hashlib
-import ipaddress
 import json
 import os
 import posixpath
@@ -25,6 +23,7 @@ from typing import Any, NoReturn
 import jinja2
 
 from confpy import validate
+from confpy.calico import build_context, hash_to_ipv4
 from confpy.errors import ConfigError, DataError, RenderError
 from confpy.keyview import KeyView, KVPair, MissingKeyError, StoreValue
 
@@ -206,10 +205,6 @@ def _atoi(value: str) -> int:
     return int(text)
 
 
-def _hash_to_ipv4(name: str) -> str:
-    return str(ipaddress.IPv4Address(hashlib.sha256(str(name).encode()).digest()[:4]))
-
-
 def _lookup_ip(name: str) -> list[str]:
     try:
         infos = socket.getaddrinfo(str(name), None)
@@ -250,7 +245,7 @@ PURE_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "base64Encode": lambda s: base64.b64encode(str(s).encode()).decode(),
     "base64Decode": lambda s: base64.b64decode(str(s)).decode(),
     "lookupIP": _lookup_ip,
-    "hashToIPv4": _hash_to_ipv4,
+    "hashToIPv4": hash_to_ipv4,
     "reverse": lambda items: list(reversed(items)),
     "sortByLength": lambda items: sorted(items, key=len),
     "sortKVByLength": lambda pairs: sorted(pairs, key=lambda p: len(p.key)),
@@ -370,8 +365,6 @@ def _calico_builder(view: KeyView, node_name: str) -> Callable[[int], object]:
 
     def calico(family: int = 4) -> object:
         if family not in built:
-            from confpy.calico import build_context
-
             built[family] = build_context(view, node_name, family)
         return built[family]
 
