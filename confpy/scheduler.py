@@ -76,10 +76,11 @@ def describe_keys(keys: Iterable[str], revision: int) -> str:
 class Engine:
     settings: Settings
     loaded: Loaded
+    store: Store
 
     @classmethod
-    def create(cls, settings: Settings) -> Engine:
-        return cls(settings, Loaded.from_settings(settings))
+    def create(cls, settings: Settings, store: Store | None = None) -> Engine:
+        return cls(settings, Loaded.from_settings(settings), store or open_store(settings))
 
     def applier(self) -> Applier:
         s = self.settings
@@ -95,15 +96,14 @@ class Engine:
         return await Daemon(self).run()
 
     async def _snapshot_once(self) -> Cache | None:
-        store = open_store(self.settings)
         try:
             start = time.perf_counter()
-            snap = await store.snapshot(self.loaded.prefixes)
+            snap = await self.store.snapshot(self.loaded.prefixes)
         except StoreError as exc:
             log.error("store unreachable: %s", exc)
             return None
         finally:
-            await store.close()
+            await self.store.close()
         log.debug(
             "read %d keys at revision %d in %.0f ms",
             len(snap.values), snap.revision, (time.perf_counter() - start) * 1e3,
@@ -174,7 +174,6 @@ class Daemon:
     """-watch and -interval: keep every unit applied as the store changes."""
 
     engine: Engine
-    store: Store | None = None
     cache: Cache | None = None
     dirty: dict[str, set[str]] = field(default_factory=dict)  # unit -> keys that changed
     first_change: float | None = None
@@ -191,12 +190,15 @@ class Daemon:
     def settings(self) -> Settings:
         return self.engine.settings
 
+    @property
+    def store(self) -> Store:
+        return self.engine.store
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop)
         loop.add_signal_handler(signal.SIGHUP, self._sighup)
-        self.store = self.store or open_store(self.settings)
         try:
             if await self._start():
                 await self._loop()
@@ -237,7 +239,6 @@ class Daemon:
 
     async def _initial_snapshot(self) -> bool:
         """Retry until the store answers; nothing is written before a full snapshot."""
-        assert self.store is not None
         delay, reported = 0.5, False
         while not self.stopping:
             try:
@@ -269,7 +270,7 @@ class Daemon:
 
     async def _follow(self) -> None:
         """Feed the cache from the store: one watch stream, or polling without -watch."""
-        assert self.store is not None and self.cache is not None
+        assert self.cache is not None
         delay = RETRY_MIN
         while True:
             try:

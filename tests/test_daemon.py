@@ -49,7 +49,7 @@ async def harness(
     )
     settings = Settings(confdir=confdir, watch=True, node_name="n1", wait_min=0.05, wait_max=0.5, **options)
     store = MemoryStore({"/app/name": "a", "/app/peers/1": "p1", "/other/x": "1"})
-    daemon = Daemon(Engine.create(settings), store=store)
+    daemon = Daemon(Engine.create(settings, store))
     task = asyncio.create_task(daemon.run())
     h = Harness(daemon, store, tmp_path / "out" / "app.conf")
     await until(lambda: read(h.out) == "name=a\np1\n")

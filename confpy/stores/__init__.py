@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from confpy.errors import ConfigError
 from confpy.stores.base import Store
 
 if TYPE_CHECKING:
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
 
 
 def open_store(settings: Settings) -> Store:
+    """The store the settings name; bad store settings are a :class:`ConfigError`."""
     kind = settings.store_kind
     if kind == "file":
         from confpy.stores.file import FileStore
@@ -22,12 +24,15 @@ def open_store(settings: Settings) -> Store:
         return EnvStore()
     from confpy.stores.etcd import EtcdStore
 
-    return EtcdStore(
-        settings.endpoints(),
-        client_cert=settings.client_cert,
-        client_key=settings.client_key,
-        ca_cert=settings.client_ca_keys,
-        username=settings.username,
-        password=settings.password,
-        connect_timeout=settings.connect_timeout,
-    )
+    try:
+        return EtcdStore(
+            settings.endpoints(),
+            client_cert=settings.client_cert,
+            client_key=settings.client_key,
+            ca_cert=settings.client_ca_keys,
+            username=settings.username,
+            password=settings.password,
+            connect_timeout=settings.connect_timeout,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"etcd: {exc}") from None

@@ -1,0 +1,100 @@
+"""pytest fixtures for tests against a real etcd (helpers in ``tests/etcdlab.py``).
+
+- ``etcd``: one single-member etcd shared by the whole session (starting one costs
+  about half a second). Tests using it must keep to their own ``etcd_prefix`` and must
+  not stop, pause, compact it or turn auth on: those take ``etcd_factory``.
+- ``etcd_prefix``: a key prefix no other test uses, ending in ``/``.
+- ``etcd_factory``: ``etcd_factory(tls=False)`` starts a private member, stopped and
+  removed after the test.
+- ``etcd_tls``: a private member that requires TLS client certificates
+  (``etcd_tls.tls`` holds the CA, server and client files).
+- ``etcd_cluster``: a private 3-member cluster.
+
+Tests using any of them are marked ``etcd``. Everything listens on 127.0.0.1. They
+are skipped, with the reason, only when the etcd binaries are missing
+(``apt-get install etcd-server etcd-client``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.etcdlab import ETCD, ETCDCTL, OPENSSL, EtcdCluster, EtcdServer, TLSFiles, make_certs
+
+_counter = itertools.count(1)
+_ETCD_FIXTURES = {"etcd", "etcd_factory", "etcd_tls", "etcd_cluster"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use an etcd fixture, so that ``-m "not etcd"`` leaves them out."""
+    for item in items:
+        if _ETCD_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.etcd)
+
+
+def _require_etcd() -> None:
+    if ETCD is None or ETCDCTL is None:
+        pytest.skip("etcd and etcdctl are not installed (Debian: apt-get install etcd-server etcd-client)")
+
+
+@pytest.fixture(scope="session")
+def etcd() -> Iterator[EtcdServer]:
+    _require_etcd()
+    server = EtcdServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def etcd_prefix(request: pytest.FixtureRequest) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:60]
+    return f"/confpy-test/{next(_counter)}-{name}/"
+
+
+@pytest.fixture(scope="session")
+def etcd_certs(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    if OPENSSL is None:
+        pytest.skip("openssl is not installed")
+    return make_certs(tmp_path_factory.mktemp("etcd-certs"))
+
+
+@pytest.fixture
+def etcd_factory(tmp_path: Path) -> Iterator[Callable[..., EtcdServer]]:
+    _require_etcd()
+    servers: list[EtcdServer] = []
+
+    def start(*, tls: TLSFiles | None = None) -> EtcdServer:
+        server = EtcdServer(tmp_path / f"etcd{len(servers)}", tls=tls)
+        servers.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.close()
+
+
+@pytest.fixture
+def etcd_tls(etcd_factory: Callable[..., EtcdServer], etcd_certs: TLSFiles) -> EtcdServer:
+    return etcd_factory(tls=etcd_certs)
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
+    _require_etcd()
+    cluster = EtcdCluster(3, tmp_path / "cluster")
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()

@@ -1,0 +1,542 @@
+"""The etcd store against real etcd processes on loopback (see tests/etcdlab.py).
+
+Keys are written with etcdctl, an independent client, while the store watches. The
+writes run in a thread (``off``) so that the watch keeps running meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
+
+import pytest
+
+from confpy.stores.base import Change, Changes, Resync, StoreUnreachable, WatchEvent
+from confpy.stores.etcd import (
+    EtcdRefused,
+    EtcdStore,
+    _covering_range,
+    _key_range,
+    _parse_endpoint,
+)
+from tests.etcdlab import EtcdCluster, EtcdServer, free_ports
+
+T = TypeVar("T")
+LOG = "confpy.etcd"
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+async def off(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking etcdctl/process helper without stopping the event loop."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def opened(endpoints: Sequence[str], **kwargs: Any) -> AsyncIterator[EtcdStore]:
+    store = EtcdStore(endpoints, **kwargs)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+class Recorder:
+    """Consumes a watch in the background and keeps what it yields."""
+
+    def __init__(self, store: EtcdStore, prefixes: Sequence[str], after: int) -> None:
+        self.events: list[WatchEvent] = []
+        self.task = asyncio.create_task(self._consume(store.watch(prefixes, after)))
+
+    async def _consume(self, events: AsyncIterator[WatchEvent]) -> None:
+        async for ev in events:
+            self.events.append(ev)
+
+    def revisions(self) -> list[int]:
+        return [ev.revision for ev in self.events if isinstance(ev, Changes)]
+
+    def state(self, start: dict[str, str]) -> dict[str, str]:
+        out = dict(start)
+        for ev in self.events:
+            if isinstance(ev, Resync):
+                out = dict(ev.snapshot.values)
+                continue
+            for ch in ev.changes:
+                if ch.value is None:
+                    out.pop(ch.key, None)
+                else:
+                    out[ch.key] = ch.value
+        return out
+
+    async def wait(self, until: Callable[[], object], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not until():
+            if self.task.done():
+                self.task.result()
+                raise AssertionError(f"the watch ended; events: {self.events}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not within {timeout} s; events: {self.events}")
+            await asyncio.sleep(0.02)
+
+    async def wait_revision(self, revision: int, timeout: float = 10.0) -> None:
+        await self.wait(lambda: any(r >= revision for r in self.revisions()), timeout)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+def messages(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LOG and text in r.getMessage()]
+
+
+def assert_once_each(rec: Recorder) -> None:
+    revs = rec.revisions()
+    assert revs == sorted(set(revs)), f"revisions out of order or repeated: {revs}"
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level(logging.INFO, logger=LOG)
+    yield caplog
+
+
+# -- no etcd needed --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "target", "tls"),
+    [
+        ("http://127.0.0.1:2379", "127.0.0.1:2379", False),
+        ("https://etcd1:4001", "etcd1:4001", True),
+        ("127.0.0.1:4001", "127.0.0.1:4001", False),
+        ("etcd1", "etcd1:2379", False),
+        ("http://[::1]:2379", "[::1]:2379", False),
+    ],
+)
+def test_endpoint_forms(text: str, target: str, tls: bool) -> None:
+    ep = _parse_endpoint(0, text, False)
+    assert (ep.target, ep.tls, ep.url) == (target, tls, text)
+
+
+def test_a_ca_turns_tls_on_for_plain_endpoints() -> None:
+    assert _parse_endpoint(0, "http://127.0.0.1:2379", True).tls
+
+
+@pytest.mark.parametrize("text", ["ftp://h:1", "http://h:notaport", "http://:2379"])
+def test_bad_endpoints_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="etcd endpoint"):
+        EtcdStore([text])
+
+
+def test_bad_tls_and_auth_settings_are_rejected(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match="needs its key"):
+        EtcdStore(["h:1"], client_cert="c.pem")
+    with pytest.raises(ValueError, match="username and a password"):
+        EtcdStore(["h:1"], username="root")
+    with pytest.raises(ValueError, match=r"cannot read the etcd CA certificate .*missing\.pem"):
+        EtcdStore(["h:1"], ca_cert=str(tmp_path / "missing.pem"))
+
+
+def test_key_ranges() -> None:
+    assert _key_range(b"/a/") == (b"/a/", b"/a0")
+    assert _key_range(b"/a\xff") == (b"/a\xff", b"/b")
+    assert _key_range(b"") == (b"\0", b"\0")
+    assert _covering_range([b"/calico/bgp/v1/", b"/calico/v1/ipam/"]) == (
+        b"/calico/bgp/v1/",
+        b"/calico/v1/ipam0",
+    )
+    assert _covering_range([b"/x", b""]) == (b"\0", b"\0")
+
+
+# -- snapshot -----------------------------------------------------------------------------
+@pytest.mark.timeout(30)
+def test_snapshot_reads_every_prefix(etcd: EtcdServer, etcd_prefix: str) -> None:
+    p = etcd_prefix
+    etcd.put(p + "a/1", "one")
+    etcd.put(p + "a/2/deep", "two")
+    etcd.put(p + "ab", "outside: shares the string but not the prefix a/")
+    etcd.put(p + "c/1", "outside")
+    etcd.put(p + "bin", b"\xff\xfe not utf-8")
+    rev = etcd.put(p + "b/1", "uno y dos")
+
+    async def main() -> Any:
+        async with opened([etcd.endpoint]) as store:
+            return await store.snapshot([p + "a/", p + "b/", p + "a/2/", p + "bin"])
+
+    snap = run(main())
+    assert snap.revision >= rev
+    assert snap.values == {
+        p + "a/1": "one",
+        p + "a/2/deep": "two",
+        p + "b/1": "uno y dos",
+        p + "bin": "\udcff\udcfe not utf-8",
+    }
+    assert snap.values[p + "bin"].encode("utf-8", "surrogateescape") == b"\xff\xfe not utf-8"
+
+
+@pytest.mark.timeout(30)
+def test_snapshot_reads_all_prefixes_at_the_first_reads_revision(etcd: EtcdServer, etcd_prefix: str) -> None:
+    """A write landing between the range reads is not seen: all are read at one revision."""
+    p = etcd_prefix
+    etcd.put(p + "a/x", "1")
+    etcd.put(p + "b/x", "1")
+
+    async def main() -> Any:
+        async with opened([etcd.endpoint]) as store:
+            conn = await store._connected()
+            real = conn.kv
+            reads = 0
+
+            class KV:
+                async def Range(self, request: Any, **kwargs: Any) -> Any:  # noqa: N802 (gRPC's name)
+                    nonlocal reads
+                    resp = await real.Range(request, **kwargs)
+                    if reads == 0:
+                        etcd.put(p + "b/x", "2")  # after the first read, before the second
+                    reads += 1
+                    return resp
+
+            conn.kv = KV()
+            return await store.snapshot([p + "a/", p + "b/"]), reads
+
+    snap, reads = run(main())
+    assert reads == 2
+    assert snap.values == {p + "a/x": "1", p + "b/x": "1"}
+    assert etcd.get_prefix(p + "b/") == {p + "b/x": "2"}
+
+
+@pytest.mark.timeout(30)
+def test_snapshot_of_unreachable_endpoints_names_them_within_the_timeout() -> None:
+    refused = f"http://127.0.0.1:{free_ports(1)[0]}"
+    # A listener that never answers: TCP connects, gRPC's handshake never completes.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        mute = f"127.0.0.1:{silent.getsockname()[1]}"
+
+        async def main() -> None:
+            async with opened([refused, mute], connect_timeout=1.0) as store:
+                await store.snapshot(["/a/"])
+
+        t0 = time.monotonic()
+        with pytest.raises(StoreUnreachable) as exc:
+            run(main())
+        elapsed = time.monotonic() - t0
+    assert elapsed < 4, elapsed
+    msg = str(exc.value)
+    assert refused in msg and mute in msg
+    assert "Connection refused" in msg
+
+
+# -- watch --------------------------------------------------------------------------------
+@pytest.mark.timeout(30)
+def test_watch_follows_puts_and_deletes_and_ends_on_close(etcd: EtcdServer, etcd_prefix: str) -> None:
+    a, c = etcd_prefix + "a/", etcd_prefix + "c/"
+
+    async def main() -> None:
+        store = EtcdStore([etcd.endpoint])
+        snap = await store.snapshot([a, c])
+        rec = Recorder(store, [a, c], snap.revision)
+        r1 = await off(etcd.put, a + "1", "x")
+        await off(etcd.put, etcd_prefix + "b/1", "between the prefixes: filtered out")
+        r2 = await off(etcd.put, c + "1", "y")
+        r3 = await off(etcd.put, a + "1", "x2")
+        r4 = await off(etcd.delete, a + "1")
+        await off(etcd.put, c + "2", "z")
+        r6 = await off(etcd.delete, c, prefix=True)
+        await rec.wait_revision(r6)
+        assert rec.events == [
+            Changes(r1, (Change(a + "1", "x"),)),
+            Changes(r2, (Change(c + "1", "y"),)),
+            Changes(r3, (Change(a + "1", "x2"),)),
+            Changes(r4, (Change(a + "1", None),)),
+            Changes(r6 - 1, (Change(c + "2", "z"),)),
+            Changes(r6, (Change(c + "1", None), Change(c + "2", None))),
+        ]
+        await store.close()
+        await asyncio.wait_for(rec.task, 5)  # ends quietly
+
+    run(main())
+
+
+@pytest.mark.timeout(30)
+def test_a_transaction_arrives_as_one_batch(etcd: EtcdServer, etcd_prefix: str) -> None:
+    a, c = etcd_prefix + "a/", etcd_prefix + "c/"
+    etcd.put(a + "old", "1")
+
+    async def main() -> None:
+        async with opened([etcd.endpoint]) as store:
+            snap = await store.snapshot([a, c])
+            rec = Recorder(store, [a, c], snap.revision)
+            r1 = await off(
+                etcd.txn, {a + "1": "1", etcd_prefix + "b/1": "filtered", c + "1": "2"}, [a + "old"]
+            )
+            many = {f"{c}{i:03}": str(i) for i in range(120)}  # etcd allows 128 ops per txn
+            r2 = await off(etcd.txn, many)
+            await rec.wait_revision(r2)
+            assert rec.events == [
+                Changes(r1, (Change(a + "1", "1"), Change(c + "1", "2"), Change(a + "old", None))),
+                Changes(r2, tuple(Change(k, v) for k, v in many.items())),
+            ]
+            await rec.stop()
+
+    run(main())
+
+
+@pytest.mark.timeout(60)
+def test_kill_and_restart_loses_and_repeats_nothing(
+    etcd_factory: Callable[..., EtcdServer], log: pytest.LogCaptureFixture
+) -> None:
+    srv = etcd_factory()
+    p = "/kill/"
+
+    async def main() -> None:
+        async with opened([srv.endpoint], connect_timeout=2) as store:
+            snap = await store.snapshot([p])
+            rec = Recorder(store, [p], snap.revision)
+            r1 = await off(srv.put, p + "k1", "1")
+            await rec.wait_revision(r1)
+
+            port = srv.client_port
+            await off(srv.kill)
+            await rec.wait(lambda: messages(log, "lost connection to etcd"))
+            # Back, but where the watcher cannot see it: these changes happen "while down".
+            await off(srv.restart, client_port=free_ports(1)[0])
+            await off(srv.put, p + "k2", "2")
+            await off(srv.txn, {p + "k3": "3", p + "k4": "4"}, [p + "k1"])
+            await off(srv.restart, client_port=port)
+            r5 = await off(srv.put, p + "k5", "5")
+            await rec.wait_revision(r5, 15)
+
+            # A crash right after a big transaction: it arrives once, whole.
+            rt = await off(srv.txn, {f"{p}t{i:02}": str(i) for i in range(50)})
+            await off(srv.kill)
+            await off(srv.start)
+            r6 = await off(srv.put, p + "k6", "6")
+            await rec.wait_revision(r6, 15)
+            await rec.stop()
+
+            assert_once_each(rec)
+            assert [
+                len(ev.changes) for ev in rec.events if isinstance(ev, Changes) and ev.revision == rt
+            ] == [50]
+            assert rec.state(snap.values) == await off(srv.get_prefix, p)
+            assert p + "k2" in rec.state({})
+
+    run(main())
+    # Once per state change, not once per retry.
+    assert len(messages(log, "lost connection to etcd")) == 2
+    assert len(messages(log, "reconnected to etcd")) == 2
+    assert not messages(log, "unreachable")
+
+
+@pytest.mark.timeout(60)
+def test_cluster_member_in_use_killed(etcd_cluster: EtcdCluster, log: pytest.LogCaptureFixture) -> None:
+    cl = etcd_cluster
+    p = "/cluster/"
+
+    async def main() -> None:
+        async with opened(cl.endpoints, connect_timeout=2) as store:
+            snap = await store.snapshot([p])
+            rec = Recorder(store, [p], snap.revision)
+            r1 = await off(cl.put, p + "k1", "1")
+            await rec.wait_revision(r1)
+            await off(cl.kill, 0)  # the first endpoint: the one in use
+            revs = [await off(cl.put, f"{p}k{i}", str(i)) for i in range(2, 6)]
+            await rec.wait_revision(revs[-1], 15)
+            await rec.stop()
+            assert_once_each(rec)
+            assert rec.state(snap.values) == await off(cl.get_prefix, p)
+
+    run(main())
+    assert messages(log, f"lost connection to etcd at {cl.members[0].endpoint}")
+    assert messages(log, f"reconnected to etcd at {cl.members[1].endpoint}")
+
+
+@pytest.mark.timeout(60)
+def test_compaction_while_disconnected_resyncs(
+    etcd_factory: Callable[..., EtcdServer], log: pytest.LogCaptureFixture
+) -> None:
+    srv = etcd_factory()
+    p = "/compact/"
+
+    async def main() -> None:
+        async with opened([srv.endpoint], connect_timeout=2) as store:
+            snap = await store.snapshot([p])
+            rec = Recorder(store, [p], snap.revision)
+            r1 = await off(srv.put, p + "k1", "1")
+            await rec.wait_revision(r1)
+
+            port = srv.client_port
+            await off(srv.restart, client_port=free_ports(1)[0])  # out of the watcher's sight
+            await rec.wait(lambda: messages(log, "lost connection to etcd"))
+            await off(srv.put, p + "k2", "2")
+            await off(srv.delete, p + "k1")
+            await off(srv.put, "/elsewhere", "not watched")
+            compacted = await off(srv.compact)
+            await off(srv.restart, client_port=port)
+
+            await rec.wait(lambda: any(isinstance(ev, Resync) for ev in rec.events), 15)
+            resync = rec.events[-1]
+            assert isinstance(resync, Resync)
+            assert resync.snapshot.revision >= compacted
+            assert resync.snapshot.values == {p + "k2": "2"}
+
+            r3 = await off(srv.put, p + "k3", "3")
+            await rec.wait_revision(r3)
+            assert rec.events[-1] == Changes(r3, (Change(p + "k3", "3"),))
+            await rec.stop()
+
+            # Starting from a compacted revision: the same, at once.
+            late = Recorder(store, [p], snap.revision)
+            await late.wait(lambda: late.events)
+            first = late.events[0]
+            assert isinstance(first, Resync)
+            assert first.snapshot.values == {p + "k2": "2", p + "k3": "3"}
+            await late.stop()
+
+    run(main())
+
+
+@pytest.mark.timeout(60)
+def test_frozen_single_endpoint_is_noticed_and_followed_after_resume(
+    etcd_factory: Callable[..., EtcdServer], log: pytest.LogCaptureFixture
+) -> None:
+    srv = etcd_factory()
+    p = "/frozen/"
+
+    async def main() -> None:
+        async with opened([srv.endpoint], connect_timeout=1) as store:
+            snap = await store.snapshot([p])
+            rec = Recorder(store, [p], snap.revision)
+            r1 = await off(srv.put, p + "k1", "1")
+            await rec.wait_revision(r1)
+            t0 = time.monotonic()
+            srv.pause()
+            await rec.wait(lambda: messages(log, "lost connection to etcd"), 15)
+            noticed = time.monotonic() - t0
+            srv.resume()
+            r2 = await off(srv.put, p + "k2", "2")
+            await rec.wait_revision(r2, 15)
+            await rec.stop()
+            assert_once_each(rec)
+            assert noticed < 10, noticed  # keepalive: 5.5 s between pings + 2.5 s for the answer
+
+    run(main())
+    assert "ping timeout" in messages(log, "lost connection to etcd")[0]
+    assert len(messages(log, "reconnected to etcd")) == 1
+
+
+@pytest.mark.timeout(60)
+def test_frozen_member_in_use_fails_over(etcd_cluster: EtcdCluster, log: pytest.LogCaptureFixture) -> None:
+    cl = etcd_cluster
+    p = "/failover/"
+
+    async def main() -> None:
+        async with opened(cl.endpoints, connect_timeout=1) as store:
+            snap = await store.snapshot([p])
+            rec = Recorder(store, [p], snap.revision)
+            r1 = await off(cl.put, p + "k1", "1")
+            await rec.wait_revision(r1)
+            await off(cl.pause, 0)
+            try:
+                r2 = await off(cl.put, p + "k2", "2")  # through another member
+                await rec.wait_revision(r2, 15)
+            finally:
+                cl.resume(0)
+            await rec.stop()
+            assert_once_each(rec)
+            assert rec.state(snap.values) == await off(cl.get_prefix, p)
+
+    run(main())
+    assert messages(log, f"lost connection to etcd at {cl.members[0].endpoint}")
+    assert messages(log, f"reconnected to etcd at {cl.members[1].endpoint}")
+
+
+@pytest.mark.timeout(30)
+def test_watch_waits_for_an_etcd_that_is_down_at_start(
+    etcd_factory: Callable[..., EtcdServer], log: pytest.LogCaptureFixture
+) -> None:
+    srv = etcd_factory()
+    rev = srv.revision()
+    srv.stop()
+
+    async def main() -> None:
+        async with opened([srv.endpoint], connect_timeout=1) as store:
+            rec = Recorder(store, ["/late/"], rev)
+            await rec.wait(lambda: messages(log, "unreachable"))
+            await off(srv.start)
+            r1 = await off(srv.put, "/late/k", "v")
+            await rec.wait_revision(r1, 15)
+            await rec.stop()
+
+    run(main())
+    assert len(messages(log, "unreachable")) == 1
+    assert messages(log, "connected to etcd")
+
+
+# -- TLS and auth -------------------------------------------------------------------------
+@pytest.mark.timeout(30)
+def test_tls_with_client_certificates(etcd_tls: EtcdServer) -> None:
+    srv = etcd_tls
+    tls = srv.tls
+    assert tls is not None
+    files = {"ca_cert": str(tls.ca), "client_cert": str(tls.client_cert), "client_key": str(tls.client_key)}
+    srv.put("/tls/k", "v")
+
+    async def main() -> None:
+        async with opened([srv.endpoint], **files) as store:
+            snap = await store.snapshot(["/tls/"])
+            assert snap.values == {"/tls/k": "v"}
+            rec = Recorder(store, ["/tls/"], snap.revision)
+            r1 = await off(srv.put, "/tls/k", "w")
+            await rec.wait_revision(r1)
+            assert rec.events == [Changes(r1, (Change("/tls/k", "w"),))]
+            await rec.stop()
+        # A CA alone means TLS for a bare host:port too.
+        async with opened([f"127.0.0.1:{srv.client_port}"], **files) as store:
+            assert (await store.snapshot(["/tls/"])).values == {"/tls/k": "w"}
+        # Without a client certificate the server refuses the handshake.
+        async with opened([srv.endpoint], ca_cert=str(tls.ca), connect_timeout=2) as store:
+            with pytest.raises(StoreUnreachable, match=srv.endpoint):
+                await store.snapshot(["/tls/"])
+
+    run(main())
+
+
+@pytest.mark.timeout(30)
+def test_username_and_password(etcd_factory: Callable[..., EtcdServer]) -> None:
+    srv = etcd_factory()
+    srv.enable_auth("s3cret")
+    srv.put("/auth/k", "v")
+
+    async def main() -> None:
+        async with opened([srv.endpoint], username="root", password="s3cret") as store:
+            snap = await store.snapshot(["/auth/"])
+            assert snap.values == {"/auth/k": "v"}
+            rec = Recorder(store, ["/auth/"], snap.revision)
+            r1 = await off(srv.put, "/auth/k", "w")
+            await rec.wait_revision(r1)
+            await rec.stop()
+
+        async with opened([srv.endpoint], username="root", password="wrong", connect_timeout=2) as store:
+            t0 = time.monotonic()
+            with pytest.raises(EtcdRefused, match=r"refused user 'root'.*authentication failed"):
+                await store.snapshot(["/auth/"])
+            with pytest.raises(EtcdRefused, match="authentication failed"):
+                async for _ in store.watch(["/auth/"], snap.revision):
+                    pass
+            assert time.monotonic() - t0 < 2  # no retrying of a wrong password
+
+        async with opened([srv.endpoint]) as store:
+            with pytest.raises(EtcdRefused, match="user name is empty"):
+                await store.snapshot(["/auth/"])
+
+    run(main())
