@@ -19,6 +19,7 @@ from pathlib import Path
 from confpy.commands import CommandResult, check_command, run_reload, run_shell
 from confpy.errors import RenderError
 from confpy.keyview import KeyView
+from confpy.redact import Redactor
 from confpy.render import Renderer
 from confpy.resource import TemplateResource, Unit
 from confpy.writer import (
@@ -49,6 +50,16 @@ class Status(enum.Enum):
     FAILED = "failed"
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One render, check, write or reload: for metrics and per-resource status."""
+
+    kind: str  # render, check, write, reload
+    name: str  # the resource (the unit, for a reload)
+    ok: bool
+    seconds: float
+
+
 @dataclass
 class UnitResult:
     unit: str
@@ -57,14 +68,24 @@ class UnitResult:
     failed_step: str = ""  # render, write, check or reload
     error: str = ""
     report: str = ""  # -noop: what would change
-    reloads: int = 0
+    steps: list[Step] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.status is not Status.FAILED
 
+    @property
+    def reloads(self) -> int:
+        return sum(1 for s in self.steps if s.kind == "reload" and s.ok)
+
 
 ViewFor = Callable[[TemplateResource], KeyView]
+
+
+class _Failed(Exception):
+    def __init__(self, step: str, error: str) -> None:
+        super().__init__(error)
+        self.step = step
 
 
 @dataclass
@@ -73,122 +94,129 @@ class Applier:
     node_name: str
     mode: Mode = Mode.APPLY
     keep_stage: bool = False
+    redact: Redactor = field(default_factory=Redactor)
 
     def run(self, unit: Unit, view_for: ViewFor, why: str = "") -> UnitResult:
+        steps: list[Step] = []
         try:
-            targets = self._render(unit, view_for)
-        except RenderError as exc:
-            return self._failed(unit, "render", str(exc))
-        except WriteError as exc:
-            return self._failed(unit, "write", str(exc))
-        if self.mode is Mode.NOOP:
-            return self._review(unit, targets)
-        return self._apply(unit, targets, why)
+            targets = self._render(unit, view_for, steps)
+            if self.mode is Mode.NOOP:
+                result = self._review(unit, targets, steps)
+            else:
+                result = self._apply(unit, targets, why, steps)
+        except _Failed as exc:
+            error = self.redact(str(exc))
+            log.error("unit %s: %s failed: %s", unit.name, exc.step, error, extra={"unit": unit.name})
+            result = UnitResult(unit.name, Status.FAILED, failed_step=exc.step, error=error)
+        result.steps = steps
+        return result
 
-    def _render(self, unit: Unit, view_for: ViewFor) -> list[Target]:
+    def _render(self, unit: Unit, view_for: ViewFor, steps: list[Step]) -> list[Target]:
         targets = []
         for r in unit.resources:
             start = time.perf_counter()
-            view = view_for(r)
-            text = self.renderer.render(r.src, view, self.node_name)
-            log.debug(
-                "rendered %s from %d keys in %.1f ms", r.name, len(view), (time.perf_counter() - start) * 1e3
-            )
-            targets.append(read_target(r, text.encode()))
+            try:
+                view = view_for(r)
+                text = self.renderer.render(r.src, view, self.node_name)
+                targets.append(read_target(r, text.encode(), secret=self.redact.holds_secret(text)))
+            except RenderError as exc:
+                steps.append(Step("render", r.name, False, time.perf_counter() - start))
+                raise _Failed("render", str(exc)) from None
+            except WriteError as exc:
+                raise _Failed("write", str(exc)) from None
+            seconds = time.perf_counter() - start
+            steps.append(Step("render", r.name, True, seconds))
+            log.debug("rendered %s from %d keys in %.1f ms", r.name, len(view), seconds * 1e3,
+                      extra={"resource": r.name, "ms": round(seconds * 1e3, 2)})  # fmt: skip
         return targets
 
-    def _failed(self, unit: Unit, step: str, error: str) -> UnitResult:
-        log.error("unit %s: %s failed: %s", unit.name, step, error)
-        return UnitResult(unit.name, Status.FAILED, failed_step=step, error=error)
-
-    def _checks(self, targets: list[Target], stage: Stage) -> list[CommandResult]:
+    def _checks(self, targets: list[Target], stage: Stage, steps: list[Step]) -> list[CommandResult]:
         results = []
         for t in targets:
             if t.resource.check_cmd:
                 cmd = check_command(t.resource.check_cmd, str(stage.paths[t.dest]))
-                results.append(run_shell(cmd, t.resource.check_timeout))
+                result = run_shell(cmd, t.resource.check_timeout)
+                steps.append(Step("check", t.resource.name, result.ok, result.seconds))
+                results.append(result)
         return results
 
-    def _apply(self, unit: Unit, targets: list[Target], why: str) -> UnitResult:
+    def _apply(self, unit: Unit, targets: list[Target], why: str, steps: list[Step]) -> UnitResult:
         changed = [t for t in targets if t.changed]
         marker = pending_marker(unit.name, targets)
-        pending = marker.exists()
-        if not changed and not pending:
+        if not changed and not marker.exists():
             return UnitResult(unit.name, Status.IN_SYNC)
         remove_stale_stages(marker.parent)
         if changed:
-            try:
-                self._replace(unit, targets, changed, marker)
-            except WriteError as exc:
-                return self._failed(unit, "write", str(exc))
-            except _CheckFailed as exc:
-                return self._failed(unit, "check", str(exc))
+            self._replace(unit, targets, changed, marker, steps)
             for t in changed:
-                log.info("wrote %s (unit %s)%s", t.dest, unit.name, f": {why}" if why else "")
+                log.info("wrote %s (unit %s)%s", t.dest, unit.name, f": {why}" if why else "",
+                         extra={"unit": unit.name, "resource": t.resource.name})  # fmt: skip
         else:
-            log.info("unit %s: finishing an interrupted apply (%s)", unit.name, marker)
+            log.info(
+                "unit %s: finishing an interrupted apply (%s)", unit.name, marker, extra={"unit": unit.name}
+            )
         result = UnitResult(unit.name, Status.APPLIED, [t.dest for t in changed])
-        if self.mode is Mode.SYNC_ONLY:
-            marker.unlink(missing_ok=True)
-            return result
-        for spec in unit.reloads():
-            outcome = run_reload(spec)
-            if not outcome.ok:
-                failed = self._failed(unit, "reload", outcome.summary())
-                failed.changed = result.changed
-                return failed
-            result.reloads += 1
-            log.info("unit %s: reloaded: %s", unit.name, outcome.summary())
+        if self.mode is not Mode.SYNC_ONLY:
+            for spec in unit.reloads():
+                outcome = run_reload(spec)
+                steps.append(Step("reload", unit.name, outcome.ok, outcome.seconds))
+                if not outcome.ok:
+                    raise _Failed("reload", outcome.summary())
+                log.info("unit %s: reloaded: %s", unit.name, outcome.summary(),
+                         extra={"unit": unit.name, "ms": round(outcome.seconds * 1e3, 1)})  # fmt: skip
         marker.unlink(missing_ok=True)
         return result
 
-    def _replace(self, unit: Unit, targets: list[Target], changed: list[Target], marker: Path) -> None:
-        stage = Stage(targets)
+    def _replace(
+        self, unit: Unit, targets: list[Target], changed: list[Target], marker: Path, steps: list[Step]
+    ) -> None:
+        try:
+            stage = Stage(targets)
+        except WriteError as exc:
+            raise _Failed("write", str(exc)) from None
         try:
             if self.mode is not Mode.SYNC_ONLY:
-                failures = [c for c in self._checks(targets, stage) if not c.ok]
+                failures = [c for c in self._checks(targets, stage, steps) if not c.ok]
                 if failures:
-                    raise _CheckFailed("\n".join(c.summary() for c in failures))
+                    raise _Failed("check", "\n".join(c.summary() for c in failures))
             mark_pending(marker, changed)
             for t in replace_order(changed):
-                replace(stage.paths[t.dest], t)
+                start = time.perf_counter()
+                try:
+                    replace(stage.paths[t.dest], t)
+                except WriteError as exc:
+                    steps.append(Step("write", t.resource.name, False, time.perf_counter() - start))
+                    raise _Failed("write", str(exc)) from None
+                steps.append(Step("write", t.resource.name, True, time.perf_counter() - start))
         finally:
             if self.keep_stage:
                 log.info("unit %s: staged files kept in %s", unit.name, stage.dir)
             else:
                 stage.remove()
 
-    def _review(self, unit: Unit, targets: list[Target]) -> UnitResult:
+    def _review(self, unit: Unit, targets: list[Target], steps: list[Step]) -> UnitResult:
         changed = [t for t in targets if t.changed]
         if not changed:
             return UnitResult(unit.name, Status.IN_SYNC)
         parts = [f"=== unit {unit.name}: {len(changed)} of {len(targets)} file(s) would change"]
-        for t in changed:
-            parts.append(_diff(t))
+        parts.extend(_diff(t) for t in changed)
         try:
             stage = Stage(targets, root=Path(tempfile.gettempdir()))
         except WriteError as exc:
-            return self._failed(unit, "write", str(exc))
+            raise _Failed("write", str(exc)) from None
         try:
-            checks = self._checks(targets, stage)
+            checks = self._checks(targets, stage, steps)
         finally:
             stage.remove()
         parts.extend(f"check {c.summary()}" for c in checks)
         failed = [c for c in checks if not c.ok]
-        reloads = [spec.describe() for spec in unit.reloads()]
-        parts.append(
-            "no reload: a check failed" if failed else f"would reload once: {'; '.join(reloads) or 'nothing'}"
-        )
-        report = "\n".join(parts)
+        reloads = "; ".join(spec.describe() for spec in unit.reloads()) or "nothing"
+        parts.append("no reload: a check failed" if failed else f"would reload once: {reloads}")
+        report = self.redact("\n".join(parts))
         if failed:
-            result = self._failed(unit, "check", "\n".join(c.summary() for c in failed))
-            result.report = report
-            return result
+            error = self.redact("\n".join(c.summary() for c in failed))
+            return UnitResult(unit.name, Status.FAILED, failed_step="check", error=error, report=report)
         return UnitResult(unit.name, Status.WOULD_CHANGE, [t.dest for t in changed], report=report)
-
-
-class _CheckFailed(Exception):
-    pass
 
 
 def _diff(t: Target) -> str:
@@ -196,8 +224,6 @@ def _diff(t: Target) -> str:
     new = t.content.decode(errors="replace").splitlines(keepends=True)
     label = str(t.dest)
     lines = list(difflib.unified_diff(old, new, label if t.current is not None else "/dev/null", label))
-    text = "".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
-    )
-    meta = t.meta_changes()
-    return text + "".join(f"{t.dest}: {m}\n" for m in meta)
+    no_eol = "\n\\ No newline at end of file\n"
+    text = "".join(line if line.endswith("\n") else line + no_eol for line in lines)
+    return text + "".join(f"{t.dest}: {m}\n" for m in t.meta_changes())

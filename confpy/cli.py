@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     switch("stdout", "render resources to standard output with a header per file; no writes")
     flag("resource", "only these resources (conf.d name or destination); repeatable", action="append")
     flag("log-level", "debug, info, warning or error (default info)")
+    flag("log-format", "text (default) or json: one object per line")
+    flag("metrics-addr", "serve /metrics, /healthz, /readyz, /status on HOST:PORT (off by default)")
+    switch("watch-config", "reload conf.d and templates when they change (as on SIGHUP)")
+    flag(
+        "sensitive-key", "glob of keys whose values are secrets (masked in logs); repeatable", action="append"
+    )
+    switch("show-secrets", "with --stdout or -noop: show secrets instead of <redacted>")
     flag("client-cert", "TLS client certificate for etcd")
     flag("client-key", "TLS client key for etcd")
     flag("client-ca-keys", "CA bundle to verify etcd's certificate")
@@ -130,20 +137,14 @@ def parse_flags(argv: Sequence[str]) -> dict[str, Any]:
         flags["files"] = flags.pop("file")
     if "resource" in flags:
         flags["resources"] = flags.pop("resource")
+    if "sensitive_key" in flags:
+        flags["sensitive_keys"] = flags.pop("sensitive_key")
     return flags
 
 
-def setup_logging(level: str) -> None:
-    name = {"warn": "WARNING", "panic": "CRITICAL", "fatal": "CRITICAL"}.get(level.lower(), level.upper())
-    logging.basicConfig(
-        level=getattr(logging, name, logging.INFO),
-        format="%(asctime)s confpy %(levelname)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-        stream=sys.stderr,
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    from confpy.logs import setup_logging
+    from confpy.redact import Redactor
     from confpy.scheduler import Engine
     from confpy.settings import build_settings
 
@@ -152,9 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"confpy: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    setup_logging(settings.log_level)
+    redactor = Redactor(settings.sensitive_keys)
+    setup_logging(settings.log_level, settings.log_format, redactor)
     try:
-        engine = Engine.create(settings)
+        engine = Engine.create(settings, redactor=redactor)
     except ConfigError as exc:
         logging.getLogger("confpy").error("%s", exc)
         return EXIT_USAGE

@@ -13,17 +13,21 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from confpy.apply import Applier, Mode, Status, UnitResult
 from confpy.cache import Cache
+from confpy.configwatch import watch_config
 from confpy.errors import ConfigError, RenderError
 from confpy.keyview import KeyView
+from confpy.notify import Notifier
+from confpy.redact import Redactor
 from confpy.render import Renderer
 from confpy.resource import TemplateResource, Unit, group_units, load_resources
 from confpy.settings import DEFAULT_POLL_INTERVAL, Settings
+from confpy.status import Board, serve
 from confpy.stores import open_store
 from confpy.stores.base import Resync, Store, StoreError, collapse_prefixes
 
@@ -77,15 +81,24 @@ class Engine:
     settings: Settings
     loaded: Loaded
     store: Store
+    redactor: Redactor
 
     @classmethod
-    def create(cls, settings: Settings, store: Store | None = None) -> Engine:
-        return cls(settings, Loaded.from_settings(settings), store or open_store(settings))
+    def create(
+        cls, settings: Settings, store: Store | None = None, redactor: Redactor | None = None
+    ) -> Engine:
+        return cls(
+            settings,
+            Loaded.from_settings(settings),
+            store or open_store(settings),
+            redactor or Redactor(settings.sensitive_keys),
+        )
 
     def applier(self) -> Applier:
         s = self.settings
         mode = Mode.NOOP if s.noop else Mode.SYNC_ONLY if s.sync_only else Mode.APPLY
-        return Applier(self.loaded.renderer, s.node_name, mode, s.keep_stage_file)
+        shown = Redactor() if s.show_secrets and mode is Mode.NOOP else self.redactor
+        return Applier(self.loaded.renderer, s.node_name, mode, s.keep_stage_file, shown)
 
     async def main(self) -> int:
         s = self.settings
@@ -108,6 +121,7 @@ class Engine:
             "read %d keys at revision %d in %.0f ms",
             len(snap.values), snap.revision, (time.perf_counter() - start) * 1e3,
         )  # fmt: skip
+        self.redactor.observe(snap.values)
         return Cache(snap)
 
     async def onetime(self) -> int:
@@ -135,6 +149,8 @@ class Engine:
                 status = EXIT_FAILED
                 continue
             state = _disk_state(r.dest, text.encode())
+            if not self.settings.show_secrets:
+                text = self.redactor(text)
             sys.stdout.write(f"# ==> {r.dest} ({r.name}; {state}) <==\n{text}")
             if text and not text.endswith("\n"):
                 sys.stdout.write("\n")
@@ -185,6 +201,8 @@ class Daemon:
     next_reconcile: float = 0.0
     stopping: bool = False
     hup: bool = False
+    board: Board | None = None
+    notifier: Notifier = field(default_factory=Notifier)
 
     @property
     def settings(self) -> Settings:
@@ -199,16 +217,56 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop)
         loop.add_signal_handler(signal.SIGHUP, self._sighup)
+        cleanups: list[Callable[[], None]] = []
+        if self.settings.metrics_addr:
+            self.board = Board(self.store)
+            cleanups.append(serve(self.board, self.settings.metrics_addr))
+        if self.settings.watch_config:
+            # watchdog calls from its own thread: hand the request to the loop.
+            def changed() -> None:
+                loop.call_soon_threadsafe(self._sighup)
+
+            cleanups.append(watch_config(self.settings.confdir, changed))
+        ticker = asyncio.create_task(self._tick())
         try:
+            self.notifier.send("STATUS=reading the store")
             if await self._start():
+                self.notifier.send("READY=1", f"STATUS={self._summary()}")
                 await self._loop()
         finally:
+            self.notifier.send("STOPPING=1")
+            ticker.cancel()
             await self._stop_following()
             await self.store.close()
+            for cleanup in cleanups:
+                cleanup()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         log.info("stopped")
         return EXIT_OK
+
+    def _summary(self) -> str:
+        failing = sorted(self.retries)
+        where = self.store.connected_to or "store unreachable"
+        revision = self.cache.revision if self.cache else 0
+        text = f"revision {revision} from {where}; {len(self.engine.loaded.units)} units"
+        return text + (f", failing: {', '.join(failing)}" if failing else ", all in sync")
+
+    async def _tick(self) -> None:
+        """systemd's watchdog and STATUS line, while the store is within its retry budget."""
+        interval = self.notifier.watchdog_interval
+        if not self.notifier.enabled:
+            return
+        budget = Board(self.store) if self.board is None else self.board
+        last = ""
+        while True:
+            await asyncio.sleep(min(interval or 5.0, 5.0))
+            if interval and budget.healthy():
+                self.notifier.send("WATCHDOG=1")
+            summary = self._summary()
+            if summary != last:
+                self.notifier.send(f"STATUS={summary}")
+                last = summary
 
     def _stop(self) -> None:
         log.info("stopping")
@@ -253,6 +311,7 @@ class Daemon:
             if reported:
                 log.info("store reachable again")
             self.cache = Cache(snap)
+            self.engine.redactor.observe(snap.values)
             log.info(
                 "read %d keys at revision %d; %s", len(snap.values), snap.revision,
                 "watching for changes" if self.watching else f"polling every {self._interval():g} s",
@@ -292,6 +351,8 @@ class Daemon:
     def _take(self, changed: set[str]) -> None:
         if not changed:
             return
+        assert self.cache is not None
+        self.engine.redactor.observe({k: self.cache.values.get(k) for k in changed})
         now = time.monotonic()
         for unit in self.engine.loaded.units:
             hits = {k for k in changed if any(r.reads(k) for r in unit.resources)}
@@ -351,22 +412,30 @@ class Daemon:
         units = [u for u in self.engine.loaded.units if u.name in batch]
         # Views are built here, on the loop, so the follower never mutates what a render reads.
         views: dict[TemplateResource, KeyView] = {r: self.cache.view(r) for u in units for r in u.resources}
+        revision = self.cache.revision
         applier = self.engine.applier()
         for unit in units:
             result = await asyncio.to_thread(applier.run, unit, views.__getitem__, why)
-            self._record(unit, result)
+            self._record(unit, result, revision)
+        if self.board is not None and not self.board.ready:
+            self.board.ready = True
 
-    def _record(self, unit: Unit, result: UnitResult) -> None:
+    def _record(self, unit: Unit, result: UnitResult, revision: int) -> None:
+        next_retry: float | None = None
         if result.ok:
             self.retries.pop(unit.name, None)
             for r in unit.resources:
                 self.on_disk[r.dest] = _signature(r.dest)
-            return
-        retry = self.retries.setdefault(unit.name, _Retry())
-        wait = min(RETRY_MIN * 2**retry.attempts, RETRY_MAX)
-        retry.attempts += 1
-        retry.due = time.monotonic() + wait
-        log.warning("unit %s: will retry in %.0f s (attempt %d)", unit.name, wait, retry.attempts)
+        else:
+            retry = self.retries.setdefault(unit.name, _Retry())
+            wait = min(RETRY_MIN * 2**retry.attempts, RETRY_MAX)
+            retry.attempts += 1
+            retry.due = time.monotonic() + wait
+            next_retry = time.time() + wait
+            log.warning("unit %s: will retry in %.0f s (attempt %d)", unit.name, wait, retry.attempts,
+                        extra={"unit": unit.name})  # fmt: skip
+        if self.board is not None:
+            self.board.record(unit, result, revision, next_retry)
 
     def _reconcile(self) -> None:
         """Destinations edited or removed behind our back are rendered and restored."""
@@ -374,7 +443,8 @@ class Daemon:
             if unit.name in self.retries or unit.name in self.dirty:
                 continue
             for r in unit.resources:
-                if _signature(r.dest) != self.on_disk.get(r.dest):
+                now_on_disk = _signature(r.dest)
+                if now_on_disk == _MISSING or now_on_disk != self.on_disk.get(r.dest):
                     log.warning("%s changed on disk; restoring", r.dest)
                     self.dirty.setdefault(unit.name, set())
                     self.first_change = self.first_change or time.monotonic()
@@ -386,13 +456,13 @@ class Daemon:
         try:
             loaded = Loaded.from_settings(self.settings)
         except ConfigError as exc:
-            log.error("SIGHUP: new configuration is invalid, keeping the old one: %s", exc)
+            log.error("config reload: new configuration is invalid, keeping the old one: %s", exc)
             return
         old = self.engine.loaded
         self.engine.loaded = loaded
-        log.info("SIGHUP: loaded %d resources in %d units", len(loaded.resources), len(loaded.units))
+        log.info("config reload: loaded %d resources in %d units", len(loaded.resources), len(loaded.units))
         if loaded.prefixes != old.prefixes:
-            log.info("SIGHUP: watched prefixes changed; following them from a new snapshot")
+            log.info("config reload: watched prefixes changed; following them from a new snapshot")
             await self._stop_following()
             self.dirty.clear()
             self.retries.clear()
@@ -402,9 +472,12 @@ class Daemon:
         self.first_change = self.last_change = time.monotonic() - self.settings.wait_max
 
 
+_MISSING = (0, 0, 0)
+
+
 def _signature(path: Path) -> tuple[int, int, int]:
     try:
         st = os.stat(path)
     except OSError:
-        return (0, 0, 0)
+        return _MISSING
     return (st.st_ino, st.st_mtime_ns, st.st_size)

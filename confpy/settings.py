@@ -43,6 +43,11 @@ class Settings:
     stdout: bool = False
     resources: list[str] = field(default_factory=list)
     log_level: str = "info"
+    log_format: str = "text"
+    metrics_addr: str = ""
+    watch_config: bool = False
+    sensitive_keys: list[str] = field(default_factory=list)
+    show_secrets: bool = False
     client_cert: str | None = None
     client_key: str | None = None
     client_ca_keys: str | None = None
@@ -64,7 +69,13 @@ class Settings:
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 # confd.toml spellings -> Settings fields
-_ALIASES = {"node": "nodes", "file": "files", "client_cakeys": "client_ca_keys", "resource": "resources"}
+_ALIASES = {
+    "node": "nodes",
+    "file": "files",
+    "client_cakeys": "client_ca_keys",
+    "resource": "resources",
+    "sensitive_key": "sensitive_keys",
+}
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -157,5 +168,9 @@ def validate(s: Settings) -> None:
         raise ConfigError(f"-wait-max ({s.wait_max:g}s) is shorter than -wait-min ({s.wait_min:g}s)")
     if s.log_level.lower() not in ("debug", "info", "warning", "warn", "error", "panic", "fatal"):
         raise ConfigError(f"-log-level: unknown level {s.log_level!r}")
+    if s.log_format not in ("text", "json"):
+        raise ConfigError(f"-log-format: {s.log_format!r} is not text or json")
+    if s.metrics_addr and not s.metrics_addr.rpartition(":")[2].isdigit():
+        raise ConfigError(f"-metrics-addr: {s.metrics_addr!r} is not HOST:PORT")
     if "/" in s.node_name or not s.node_name:
         raise ConfigError(f"node name {s.node_name!r} is not usable in a key")

@@ -25,6 +25,7 @@ from pathlib import Path
 from confpy.resource import TemplateResource
 
 NEW_FILE_MODE = 0o644
+SECRET_FILE_MODE = 0o600
 STAGE_PREFIX = ".confpy-stage-"
 PENDING_PREFIX = ".confpy-pending-"
 
@@ -73,17 +74,23 @@ class Target:
         return self.content_changed or bool(self.meta_changes())
 
 
-def read_target(resource: TemplateResource, content: bytes) -> Target:
-    """Compare ``content`` with the destination: bytes, mode and owner."""
+def read_target(resource: TemplateResource, content: bytes, secret: bool = False) -> Target:
+    """Compare ``content`` with the destination: bytes, mode and owner.
+
+    Without a ``mode`` in the resource a file keeps its mode (0644 when new), except
+    that a file holding a secret is 0600.
+    """
     dest = resource.dest
+    default_mode = SECRET_FILE_MODE if secret else None
     try:
         st = os.stat(dest)
         current: bytes | None = dest.read_bytes() if stat.S_ISREG(st.st_mode) else b""
     except FileNotFoundError:
-        return Target(resource, content, resource.mode or NEW_FILE_MODE, resource.uid, resource.gid, None)
+        mode = resource.mode or default_mode or NEW_FILE_MODE
+        return Target(resource, content, mode, resource.uid, resource.gid, None)
     except OSError as exc:
         raise WriteError(exc.errno, f"cannot read {dest}: {exc.strerror}") from None
-    mode = resource.mode if resource.mode is not None else stat.S_IMODE(st.st_mode)
+    mode = resource.mode or default_mode or stat.S_IMODE(st.st_mode)
     return Target(
         resource, content, mode, resource.uid, resource.gid,
         current, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,

@@ -470,7 +470,9 @@ class EtcdCluster:
             try:
                 statuses = [m.status() for m in live]
                 ids = {st["header"]["member_id"] for st in statuses}
-                if len({st["leader"] for st in statuses}) == 1 and statuses[0]["leader"] in ids:
+                # JSON omits a zero "leader": a member without a leader has no such field.
+                leaders = {st.get("leader") for st in statuses}
+                if len(leaders) == 1 and statuses[0].get("leader") in ids:
                     return
             except EtcdError:
                 pass  # a member between two states: ask again

@@ -237,7 +237,7 @@ def test_sighup_with_a_broken_template_keeps_the_old_set_running(app: App, etcd:
     template = app.confdir / "templates" / "app.j2"
     template.write_text("{% for %}")
     proc.signal(signal.SIGHUP)
-    proc.wait_log("SIGHUP: new configuration is invalid, keeping the old one")
+    proc.wait_log("config reload: new configuration is invalid, keeping the old one")
     assert "app.j2:1: template syntax error" in proc.log
     etcd.put(f"{app.key}/name", "still")
     app.wait_file("name=still\np1=1\np2=2\n")

@@ -66,6 +66,11 @@ class Store(Protocol):
     #: Short name used in logs ("etcd", "file", ...).
     name: str
 
+    @property
+    def connected_to(self) -> str | None:
+        """Where the store is connected now (an endpoint, the data files), None while it is not."""
+        ...
+
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
         """All keys under ``prefixes``, read at one revision."""
         ...

@@ -28,6 +28,10 @@ class EnvStore:
         self._revision = 0
         self._digest = b""
 
+    @property
+    def connected_to(self) -> str | None:
+        return "environment"
+
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
         # confd matches by variable name prefix: DATABASE_HOST is read for key /database.
         wanted = [env_name(p) for p in prefixes]

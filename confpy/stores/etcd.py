@@ -215,6 +215,11 @@ class EtcdStore:
         self._state: Literal["new", "up", "down"] = "new"
         self._ever_up = False
 
+    @property
+    def connected_to(self) -> str | None:
+        conn = self._conn
+        return conn.endpoint.url if conn is not None and self._state == "up" else None
+
     # -- connection -----------------------------------------------------------------
     def _channel(self, ep: _Endpoint) -> Any:
         if ep.tls:

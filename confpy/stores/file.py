@@ -81,6 +81,10 @@ class FileStore:
         self._values: dict[str, str] = {}
         self._revision = 0
 
+    @property
+    def connected_to(self) -> str | None:
+        return ", ".join(str(p) for p in self.paths)
+
     def _files(self) -> list[Path]:
         files: list[Path] = []
         for p in self.paths:

@@ -19,6 +19,10 @@ class MemoryStore:
         self._history: list[Changes] = []
         self._changed = asyncio.Condition()
 
+    @property
+    def connected_to(self) -> str | None:
+        return "memory"
+
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
         picked = {k: v for k, v in self.values.items() if any(under(k, p) for p in prefixes)}
         return Snapshot(self.revision, picked)

@@ -1,0 +1,169 @@
+"""What the daemon is doing, for operators: Prometheus metrics, health, readiness and
+per-resource status, served over HTTP when ``--metrics-addr`` is given.
+
+- ``/metrics``: Prometheus text.
+- ``/healthz``: 200 while the store is connected or has been lost for less than the
+  retry budget; 503 after that.
+- ``/readyz``: 200 once the first full snapshot has been applied.
+- ``/status``: JSON, one entry per resource: last revision, last result of each step,
+  last error (secrets masked), next retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from confpy.apply import UnitResult
+from confpy.resource import Unit
+from confpy.stores.base import Store
+
+log = logging.getLogger("confpy.status")
+
+HEALTH_BUDGET = 120.0  # seconds without the store before /healthz says unhealthy
+
+
+class _StoreCollector(Collector):
+    def __init__(self, board: Board) -> None:
+        self.board = board
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        connected = GaugeMetricFamily(
+            "confpy_store_connected", "1 while connected to the store, by endpoint", labels=["endpoint"]
+        )
+        endpoint = self.board.store.connected_to
+        connected.add_metric([endpoint or ""], 1.0 if endpoint else 0.0)
+        yield connected
+
+
+class Board:
+    """Counters, gauges and the per-resource status table, updated by the daemon."""
+
+    def __init__(self, store: Store, budget: float = HEALTH_BUDGET) -> None:
+        self.store = store
+        self.budget = budget
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.steps = Counter(
+            "confpy_steps", "renders, checks, writes and reloads", ["step", "name"], registry=r
+        )
+        self.failures = Counter("confpy_step_failures", "failed steps", ["step", "name"], registry=r)
+        self.seconds = Histogram(
+            "confpy_step_seconds", "duration of each step", ["step"], registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )  # fmt: skip
+        self.revision = Gauge("confpy_store_revision", "store revision applied", registry=r)
+        self.failing = Gauge("confpy_resources_failing", "resources whose last apply failed", registry=r)
+        Gauge("confpy_seconds_since_sync", "seconds since the last successful sync", registry=r).set_function(
+            lambda: time.time() - self.last_sync if self.last_sync else -1.0
+        )
+        r.register(_StoreCollector(self))
+        self.ready = False
+        self.applied_revision = 0
+        self.last_sync = 0.0
+        self._down_since: float | None = None
+        self._lock = threading.Lock()
+        self._table: dict[str, dict[str, Any]] = {}
+
+    def record(self, unit: Unit, result: UnitResult, revision: int, next_retry: float | None) -> None:
+        for step in result.steps:
+            self.steps.labels(step.kind, step.name).inc()
+            self.seconds.labels(step.kind).observe(step.seconds)
+            if not step.ok:
+                self.failures.labels(step.kind, step.name).inc()
+        now = time.time()
+        with self._lock:
+            for r in unit.resources:
+                entry = self._table.setdefault(r.name, {"dest": str(r.dest), "unit": unit.name})
+                entry["revision"] = revision
+                entry["result"] = result.status.value
+                entry["time"] = now
+                entry["steps"] = {s.kind: s.ok for s in result.steps if s.name in (r.name, unit.name)}
+                entry["error"] = result.error or None
+                entry["failed_step"] = result.failed_step or None
+                entry["next_retry"] = next_retry
+            self.failing.set(sum(1 for e in self._table.values() if e["result"] == "failed"))
+        if result.ok:
+            self.last_sync = now
+            self.applied_revision = revision
+            self.revision.set(revision)
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            resources = {name: dict(entry) for name, entry in sorted(self._table.items())}
+        return {
+            "ready": self.ready,
+            "healthy": self.healthy(),
+            "store": self.store.connected_to,
+            "revision": self.applied_revision,
+            "resources": resources,
+        }
+
+    def healthy(self) -> bool:
+        """Connected, or lost for less than the retry budget."""
+        if self.store.connected_to is not None:
+            self._down_since = None
+            return True
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+        return now - self._down_since < self.budget
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS=."""
+        s = self.status()
+        failing = [n for n, e in s["resources"].items() if e["result"] == "failed"]
+        where = s["store"] or "store unreachable"
+        text = f"revision {s['revision']} from {where}; {len(s['resources'])} resources"
+        return text + (f", failing: {', '.join(failing)}" if failing else ", all in sync")
+
+
+def serve(board: Board, address: str) -> Callable[[], None]:
+    """Serve /metrics, /healthz, /readyz and /status on ``host:port``; returns a stopper."""
+    host, _, port = address.rpartition(":")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(board.registry), "text/plain; version=0.0.4")
+            elif path == "/healthz":
+                ok = board.healthy()
+                self._send(200 if ok else 503, b"ok\n" if ok else b"store lost beyond the retry budget\n")
+            elif path == "/readyz":
+                ok = board.ready
+                self._send(200 if ok else 503, b"ready\n" if ok else b"first snapshot not applied yet\n")
+            elif path == "/status":
+                self._send(200, json.dumps(board.status(), indent=2).encode() + b"\n", "application/json")
+            else:
+                self._send(404, b"not found: try /metrics, /healthz, /readyz or /status\n")
+
+        def _send(self, code: int, body: bytes, kind: str = "text/plain") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("http: " + format, *args)
+
+    server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="confpy-http", daemon=True).start()
+    log.info("serving /metrics, /healthz, /readyz, /status on http://%s", address)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return stop
