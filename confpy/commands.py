@@ -55,8 +55,10 @@ class CommandResult:
     detail: str = ""
 
     def summary(self) -> str:
-        if self.ok:
-            return f"{self.what}: ok in {self.seconds * 1000:.0f} ms"
+        if self.ok:  # the detail says what the daemon answered (0003 vs 0005) or who got the signal
+            return f"{self.what}: ok in {self.seconds * 1000:.0f} ms" + (
+                f" ({self.detail})" if self.detail else ""
+            )
         tail = self.output.strip()
         return f"{self.what}: {self.detail}" + (f"\n{tail}" if tail else "")
 
@@ -325,7 +327,7 @@ def signal_process(spec: ReloadSpec) -> CommandResult:
     output = "\n".join(sent + errors) + "\n"
     if errors:
         return fail("; ".join(errors), output)
-    return CommandResult(True, what, output, time.monotonic() - start)
+    return CommandResult(True, what, output, time.monotonic() - start, detail="; ".join(sent))
 
 
 def _processes_named(name: str) -> list[psutil.Process]:

@@ -10,6 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tests.conftest import MakeConfdir
+from tests.etcdlab import EtcdCluster, EtcdServer
+
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
@@ -66,3 +69,48 @@ class ConfpyProcess:
             self.proc.kill()
             self.proc.wait(5)
         self._log.close()
+
+
+TEMPLATE = (
+    "name={{ getv('/name') }}\n{% for p in gets('/peers/*') %}{{ base(p.key) }}={{ p.value }}\n{% endfor %}"
+)
+
+
+class App:
+    """One resource reading ``<prefix>app/name`` and ``<prefix>app/peers/*``."""
+
+    def __init__(
+        self, make_confdir: MakeConfdir, tmp_path: Path, prefix: str, template: str = TEMPLATE
+    ) -> None:
+        self.key = prefix + "app"
+        self.confdir = make_confdir(
+            {
+                "app": f'src = "app.j2"\ndest = "{{out}}/app.conf"\nprefix = "{self.key}"\nkeys = ["/peers", "/name"]\nreload_cmd = "echo r >> {{out}}/../reloads"\n'
+            },
+            {"app.j2": template},
+        )
+        self.out = tmp_path / "out" / "app.conf"
+        self.reload_log = tmp_path / "reloads"
+        self.tmp_path = tmp_path
+        self.procs: list[ConfpyProcess] = []
+
+    @property
+    def reloads(self) -> int:
+        return len(read(self.reload_log).splitlines())
+
+    def expected(self, server: EtcdServer | EtcdCluster) -> str:
+        keys = server.get_prefix(self.key + "/")
+        peers = sorted((k.rsplit("/", 1)[1], v) for k, v in keys.items() if "/peers/" in k)
+        return f"name={keys[self.key + '/name']}\n" + "".join(f"{k}={v}\n" for k, v in peers)
+
+    def watch(self, nodes: list[str], *extra: str, env: dict[str, str] | None = None) -> ConfpyProcess:
+        args = ["-watch", f"-confdir={self.confdir}", "-node-name=n1", "-config-file=/dev/null", *extra]
+        for n in nodes:
+            args += ["-node", n]
+        proc = ConfpyProcess(args, self.tmp_path / f"confpy{len(self.procs)}.log", env)
+        self.procs.append(proc)
+        return proc
+
+    def wait_file(self, text: str, timeout: float = 15.0) -> None:
+        logs = "\n".join(p.log for p in self.procs)
+        wait_for(lambda: read(self.out) == text, timeout, f"{self.out} to read {text!r}; logs:\n{logs}")

@@ -1,0 +1,176 @@
+"""Running confpy for real: metrics, health, status, JSON logs without secrets,
+systemd notify, config reload on SIGHUP and --watch-config."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import stat
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from confpy.cli import main
+from tests.confpyproc import App, read, wait_for
+from tests.conftest import MakeConfdir
+from tests.etcdlab import EtcdServer, free_ports
+
+SECRET = "hunter2-very-secret"
+PEER = json.dumps({"ip": "10.0.0.1", "as_num": "64512", "password": SECRET})
+# Prints a BIRD-style password line, and feeds the peer JSON to a validating filter when
+# /name is "bad": the validation error would quote the value, password and all.
+TEMPLATE = """name={{ getv('/name') }}
+{% for p in gets('/peers/*') %}
+{% set peer = json(p.value) %}
+peer {{ peer.ip }} password "{{ peer.password }}";
+{% endfor %}
+{% if getv('/name') == 'bad' %}{{ getv('/peers/p1') | ipv4 }}{% endif %}
+"""
+
+
+@pytest.fixture
+def app(make_confdir: MakeConfdir, tmp_path: Path, etcd_prefix: str) -> Iterator[App]:
+    a = App(make_confdir, tmp_path, etcd_prefix, template=TEMPLATE)
+    yield a
+    for p in a.procs:
+        p.close()
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def metric(base: str, metric_name: str, **labels: str) -> float:
+    _, text = get(base + "/metrics")
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == metric_name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def test_metrics_health_readiness_status_and_json_logs(app: App, tmp_path: Path) -> None:
+    etcd_port, http_port = free_ports(2)
+    base = f"http://127.0.0.1:{http_port}"
+    # The data goes in first, on a port confpy does not know; then etcd moves to the one it tries.
+    server = EtcdServer(tmp_path / "etcd", client_port=free_ports(1)[0])
+    server.start()
+    server.txn({f"{app.key}/name": "a", f"{app.key}/peers/p1": PEER})
+    server.stop()
+    try:
+        proc = app.watch(
+            [f"http://127.0.0.1:{etcd_port}"], "-wait-min=0", f"--metrics-addr=127.0.0.1:{http_port}", "--log-format=json"
+        )
+        wait_for(lambda: get(base + "/healthz")[0] == 200, 15, "/healthz to answer")
+        assert get(base + "/readyz")[0] == 503, "not ready before the first snapshot is applied"
+        server.restart(client_port=etcd_port)
+        wait_for(lambda: get(base + "/readyz")[0] == 200, 30, "/readyz")
+        assert SECRET in read(app.out)
+        renders = metric(base, "confpy_steps_total", step="render", name="app")
+        assert renders >= 1
+        assert metric(base, "confpy_store_connected", endpoint=server.endpoint) == 1
+
+        server.put(f"{app.key}/name", "b")
+        app.wait_file(f'name=b\npeer 10.0.0.1 password "{SECRET}";\n')
+        wait_for(
+            lambda: metric(base, "confpy_steps_total", step="render", name="app") > renders, 5, "render count"
+        )
+        assert metric(base, "confpy_steps_total", step="reload", name="app") == 2
+        assert metric(base, "confpy_store_revision") == server.revision()
+
+        server.put(f"{app.key}/name", "bad")
+        wait_for(lambda: metric(base, "confpy_resources_failing") == 1, 10, "the failure to show")
+        status = json.loads(get(base + "/status")[1])
+        entry = status["resources"]["app"]
+        assert entry["result"] == "failed" and entry["failed_step"] == "render"
+        assert f"key {app.key}/peers/p1" in entry["error"] and "is not an IPv4 address" in entry["error"]
+        assert entry["next_retry"] is not None
+        assert SECRET not in json.dumps(status)
+        assert read(app.out).startswith("name=b\n"), "the last good file stays"
+        assert proc.stop() == 0
+    finally:
+        server.close()
+
+    records = [json.loads(line) for line in proc.log.splitlines() if line.strip()]
+    assert all({"time", "level", "message"} <= r.keys() for r in records)
+    assert any(r.get("unit") == "app" and "wrote" in r["message"] for r in records)
+    assert any("<redacted>" in r["message"] for r in records), "the failing value was logged, masked"
+    assert SECRET not in proc.log
+
+
+def test_a_file_holding_a_secret_is_0600_and_noop_masks_it(
+    make_confdir: MakeConfdir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    confdir = make_confdir(
+        {"peers": 'src = "p.j2"\ndest = "{out}/peers.conf"\nprefix = "/app"\n'},
+        {"p.j2": "{% for p in gets('/peers/*') %}password \"{{ json(p.value).password }}\";\n{% endfor %}"},
+    )
+    data = tmp_path / "d.yaml"
+    data.write_text(f"app:\n  peers:\n    p1: '{PEER}'\n")
+    args = [f"-confdir={confdir}", f"-file={data}", "-config-file=/dev/null"]
+    assert main(["-noop", *args]) == 0
+    report = capsys.readouterr().out
+    assert 'password "<redacted>"' in report and SECRET not in report
+    assert main(["-onetime", *args]) == 0
+    dest = tmp_path / "out" / "peers.conf"
+    assert SECRET in dest.read_text()
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    assert main(["--stdout", *args]) == 0
+    assert SECRET not in capsys.readouterr().out
+    assert main(["--stdout", "--show-secrets", *args]) == 0
+    assert SECRET in capsys.readouterr().out
+
+
+def test_systemd_notify_ready_status_watchdog_and_stopping(
+    app: App, etcd: EtcdServer, tmp_path: Path
+) -> None:
+    etcd.txn({f"{app.key}/name": "a", f"{app.key}/peers/p1": PEER})
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(10)
+        app_env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}
+        proc = app.watch([etcd.endpoint], env=app_env)
+        seen: list[str] = []
+
+        def receive_until(predicate: Callable[[str], bool]) -> None:
+            while not any(predicate(m) for m in seen):
+                seen.extend(sock.recv(4096).decode().split("\n"))
+
+        receive_until(lambda m: m == "READY=1")
+        assert read(app.out).startswith("name=a"), "READY=1 only once the first snapshot is applied"
+        receive_until(lambda m: m == "WATCHDOG=1")
+        assert any(m.startswith("STATUS=revision") and "all in sync" in m for m in seen)
+        proc.signal(signal.SIGTERM)
+        receive_until(lambda m: m == "STOPPING=1")
+        assert proc.proc.wait(10) == 0
+
+
+NEW_RESOURCE = 'src = "extra.j2"\ndest = "{out}/extra.conf"\nprefix = "{key}"\nkeys = ["/name"]\n'
+
+
+@pytest.mark.parametrize("how", ["sighup", "watch-config"])
+def test_a_new_resource_is_picked_up(app: App, etcd: EtcdServer, how: str) -> None:
+    etcd.txn({f"{app.key}/name": "a", f"{app.key}/peers/p1": PEER})
+    proc = app.watch([etcd.endpoint], *(["--watch-config"] if how == "watch-config" else []))
+    app.wait_file(f'name=a\npeer 10.0.0.1 password "{SECRET}";\n')
+    (app.confdir / "templates" / "extra.j2").write_text("extra {{ getv('/name') }}\n")
+    out = app.out.parent
+    (app.confdir / "conf.d" / "extra.toml").write_text(
+        "[template]\n" + NEW_RESOURCE.format(out=out, key=app.key)
+    )
+    if how == "sighup":
+        proc.signal(signal.SIGHUP)
+    wait_for(lambda: read(out / "extra.conf") == "extra a\n", 15, f"extra.conf; log:\n{proc.log}")
+    assert "config reload: loaded 2 resources" in proc.log

@@ -1,0 +1,729 @@
+"""Units (issue 5) with the project's BIRD template set and real BIRD daemons.
+
+Every test copies the real ``conf.d/`` and ``templates/`` into a temporary confdir,
+renders node1 of the example cluster from a data file of flat Calico keys (file store,
+``BIRD_FLAVOR=stock``: Debian's BIRD has no ``krt_tunnel``) under ``-dest-root``, and
+checks with the project's own ``bird -p -c {{.src}}``.
+
+The daemons are Debian's ``bird``/``bird6`` started by the test (tests/birdproc.py)
+on the destination files: their config is ``log "FILE" all;`` then
+``include "<dest>/bird.cfg";`` (BIRD resolves the includes of bird.cfg against its
+directory). They run in a network namespace of their own (``unshare --net``): the
+rendered bird.cfg has a kernel protocol that would program the host's routing table
+and BGP sessions that would dial the example's peers; in a fresh namespace there is
+only a down loopback. Reloads go to them through ``reload_birdc`` (their control
+socket) or, as the project ships it, SIGHUP to the process named ``bird``/``bird6``;
+that test runs confpy and both daemons in a PID namespace of their own as well, so
+"every process named bird" is the test's bird and nothing else on the machine.
+A reconfiguration is counted from BIRD's own log (``<INFO> Reconfiguring``).
+Needs root (namespaces); skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from confpy.cli import main
+from tests import birdproc
+from tests.birdproc import BirdDaemon, bird_binary
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "calico" / "example-cluster.yaml"
+NODE = "node1"
+CONFIG = Path("etc/calico/confd/config")  # under -dest-root
+BIRD_FILES = ("bird.cfg", "bird_aggr.cfg", "bird_ipam.cfg")
+BIRD6_FILES = ("bird6.cfg", "bird6_aggr.cfg", "bird6_ipam.cfg")
+ALL_FILES = BIRD_FILES + BIRD6_FILES
+RELOAD_FIELDS = (
+    "reload_cmd",
+    "reload_signal",
+    "reload_process",
+    "reload_pidfile",
+    "reload_birdc",
+    "reload_ok",
+)
+
+RECONFIGURING = "<INFO> Reconfiguring"  # BIRD logs it once per accepted configure / SIGHUP
+HUP_LOGGED = "Reconfiguration requested by SIGHUP"
+RELOADED = "unit bird: reloaded"  # confpy's log line per reload it ran
+
+# One change each, all for node1.
+NEW_POOL = {
+    "/calico/v1/ipam/v4/pool/10.244.0.0-16": json.dumps(
+        {
+            "cidr": "10.244.0.0/16",
+            "ipip": "",
+            "ipip_mode": "",
+            "vxlan_mode": "",
+            "masquerade": True,
+            "ipam": True,
+            "disabled": False,
+        }
+    )
+}  # bird_ipam.cfg
+NEW_BLOCK = {"/calico/ipam/v2/host/node1/ipv4/block/10.244.7.0-26": '{"state":"confirmed"}'}  # bird_aggr.cfg
+NEW_PEER = {"/calico/bgp/v1/global/peer_v4/10.0.0.9": '{"ip":"10.0.0.9","as_num":"64520"}'}  # bird.cfg
+NEW_V6_BLOCK = {
+    "/calico/ipam/v2/host/node1/ipv6/block/fd00:10::7:0-122": '{"state":"confirmed"}'
+}  # bird6_aggr.cfg
+ALL_THREE = {**NEW_POOL, **NEW_BLOCK, **NEW_PEER}
+
+# A template upgrade with a typo: bird.cfg loses a semicolon, bird -p rejects it.
+GOOD_ROUTER_ID = "router id {{ c.router_id }};"
+TYPO_ROUTER_ID = "router id {{ c.router_id }}"
+
+
+NETNS = ("--net",)
+# A PID namespace too (pid 1 is our driver; /proc shows only its processes), for the
+# test that signals "every process named bird": then that is only the test's bird.
+PIDNS = ("--pid", "--fork", "--kill-child", "--mount-proc", "--net")
+
+
+@functools.cache
+def _unshare_problem(flags: tuple[str, ...]) -> str | None:
+    """Why ``unshare FLAGS`` cannot run here, or None."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return "unshare (util-linux) is not installed"
+    try:
+        proc = subprocess.run(
+            [unshare, *flags, "true"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare {' '.join(flags)} does not work: {exc}"
+    if proc.returncode != 0:
+        return f"unshare {' '.join(flags)} does not work here (needs root): {proc.stderr.strip()}"
+    return None
+
+
+def unshare(flags: tuple[str, ...]) -> list[str]:
+    """``unshare FLAGS`` as a command prefix; skips the test if it cannot run."""
+    problem = _unshare_problem(flags)
+    if problem:
+        pytest.skip(problem)
+    path = shutil.which("unshare")
+    assert path is not None
+    return [path, *flags]
+
+
+pytestmark = [
+    pytest.mark.bird,
+    pytest.mark.root,
+    pytest.mark.skipif(
+        not all(bird_binary(b) for b in ("bird", "bird6", "birdc")),
+        reason="bird, bird6 or birdc not installed",
+    ),
+]
+
+
+def birdc(daemon: BirdDaemon, command: str) -> str:
+    """``birdc -s SOCKET COMMAND``'s output without the greeting line."""
+    binary = bird_binary("birdc")
+    assert binary is not None
+    proc = subprocess.run(
+        [binary, "-s", str(daemon.socket), *command.split()],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    return proc.stdout.split("\n", 1)[1]
+
+
+def reconfigurations(daemon: BirdDaemon) -> int:
+    """Reconfigurations asked for on BIRD's control socket (``reload_birdc``).
+
+    BIRD logs ``Reconfiguring`` for those and for SIGHUPs; a SIGHUP comes after its own
+    ``Reconfiguration requested by SIGHUP`` line and is not counted: another suite run
+    on this machine with ``reload_process = "bird"`` would signal our daemons too."""
+    text = daemon.log_text()
+    return text.count(RECONFIGURING) - text.count(HUP_LOGGED)
+
+
+def settle() -> None:
+    """Time for a reload that should not happen to show in BIRD's log (a HUP is async)."""
+    time.sleep(0.3)
+
+
+Snapshot = dict[str, tuple[bytes, int, int]]
+
+
+class Lab:
+    """A copy of the project's confdir, a dest root, a data file and BIRD daemons."""
+
+    def __init__(self, tmp: Path, caplog: pytest.LogCaptureFixture) -> None:
+        self.tmp = tmp
+        self.caplog = caplog
+        self.confdir = tmp / "confdir"
+        self.root = tmp / "root"
+        self.config = self.root / CONFIG
+        self.config.mkdir(parents=True)
+        self.data_file = tmp / "data.yaml"
+        self.keys: dict[str, str] = yaml.safe_load(EXAMPLE.read_text())
+        self.daemons: list[BirdDaemon] = []
+        self.restore_confdir()
+        self.write_data()
+
+    # --- confdir and data
+
+    def restore_confdir(self) -> None:
+        """The project's conf.d and templates, unchanged."""
+        shutil.rmtree(self.confdir, ignore_errors=True)
+        shutil.copytree(ROOT / "conf.d", self.confdir / "conf.d")
+        shutil.copytree(ROOT / "templates", self.confdir / "templates")
+
+    def set_fields(
+        self, unit: str, drop: tuple[str, ...] = (), only: str | None = None, **fields: str
+    ) -> None:
+        """In every resource of ``unit`` (or only the resource named ``only``): remove
+        the fields in ``drop`` and in ``fields``, then set ``fields``."""
+        for path in sorted((self.confdir / "conf.d").glob("*.toml")):
+            table = tomllib.loads(path.read_text())["template"]
+            if table.get("unit") != unit or (only is not None and path.stem != only):
+                continue
+            gone = set(drop) | set(fields)
+            lines = [
+                line for line in path.read_text().splitlines() if line.split("=", 1)[0].strip() not in gone
+            ]
+            lines += [f"{name} = {json.dumps(value)}" for name, value in fields.items()]
+            path.write_text("\n".join(lines) + "\n")
+
+    def reload_by(self, unit: str, **fields: str) -> None:
+        """Replace the unit's reload with ``fields`` (none: no reload)."""
+        self.set_fields(unit, drop=RELOAD_FIELDS, **fields)
+
+    def without_reloads(self) -> None:
+        """For a first apply before any daemon runs."""
+        self.reload_by("bird")
+        self.reload_by("bird6")
+
+    def edit_template(self, name: str, old: str, new: str) -> None:
+        path = self.confdir / "templates" / name
+        text = path.read_text()
+        assert old in text, f"{name} no longer holds {old!r}"
+        path.write_text(text.replace(old, new))
+
+    def write_data(self) -> None:
+        self.data_file.write_text(yaml.safe_dump(self.keys, default_flow_style=False, width=1 << 20))
+
+    def change(self, keys: Mapping[str, str]) -> None:
+        self.keys.update(keys)
+        self.write_data()
+
+    # --- running confpy
+
+    def args(self, *flags: str) -> list[str]:
+        return [
+            f"-confdir={self.confdir}",
+            "-file",
+            str(self.data_file),
+            f"-dest-root={self.root}",
+            f"-node-name={NODE}",
+            *flags,
+        ]
+
+    def run(self, *flags: str) -> int:
+        """confpy -onetime in this process; its log of this run is in :attr:`log`."""
+        self.caplog.clear()
+        return main(["-onetime", *self.args(*flags)])
+
+    @property
+    def log(self) -> str:
+        return self.caplog.text
+
+    def first_apply(self) -> None:
+        """The files on disk, before any daemon runs (so with no reload)."""
+        self.without_reloads()
+        assert self.run() == 0, self.log
+        assert sorted(p.name for p in self.config.iterdir()) == sorted(ALL_FILES)
+
+    # --- files
+
+    def dest(self, name: str) -> Path:
+        return self.config / name
+
+    def snapshot(self) -> Snapshot:
+        """Each file's bytes, inode and mtime: equal only if nothing touched it."""
+        out = {}
+        for name in ALL_FILES:
+            st = self.dest(name).stat()
+            out[name] = (self.dest(name).read_bytes(), st.st_ino, st.st_mtime_ns)
+        return out
+
+    def leftovers(self) -> list[str]:
+        """Stage directories and pending markers in the destination directory."""
+        return sorted(p.name for p in self.config.iterdir() if p.name.startswith(".confpy"))
+
+    # --- BIRD
+
+    def start(self, kind: str, extra: str = "") -> BirdDaemon:
+        """``kind`` on the destination ``<kind>.cfg`` (then ``extra``), in a network
+        namespace of its own."""
+        prefix = " ".join(unshare(NETNS))
+        real = bird_binary(kind)
+        assert real is not None
+        wrapper = self.tmp / "netns-bin" / kind
+        wrapper.parent.mkdir(exist_ok=True)
+        wrapper.write_text(f'#!/bin/sh\nexec {prefix} {real} "$@"\n')
+        wrapper.chmod(0o755)
+        body = f'include "{self.dest(kind + ".cfg")}";\n{extra}'
+        with pytest.MonkeyPatch.context() as mp:
+            # BirdDaemon.start runs bird_binary(kind): the wrapper execs the real one (same pid).
+            mp.setattr(birdproc, "bird_binary", lambda name="bird": str(wrapper))
+            daemon = BirdDaemon.start(kind, self.tmp / f"{kind}-daemon", body)
+        self.daemons.append(daemon)
+        return daemon
+
+    def stop(self) -> None:
+        for daemon in self.daemons:
+            daemon.stop()
+
+
+@pytest.fixture
+def lab(tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+    monkeypatch.setenv("BIRD_FLAVOR", "stock")
+    monkeypatch.delenv("CALICO_ROUTER_ID", raising=False)
+    bird = bird_binary("bird")
+    assert bird is not None
+    # The project's check is "bird -p -c {{.src}}": BIRD's sbin directory on PATH.
+    monkeypatch.setenv("PATH", f"{os.path.dirname(bird)}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    caplog.set_level(logging.INFO)
+    lab = Lab(tmp_path, caplog)
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def changed_files(before: Snapshot, after: Snapshot) -> set[str]:
+    return {name for name in before if before[name][0] != after[name][0]}
+
+
+# --------------------------------------------------------------------------- check failure
+
+
+def test_a_unit_whose_new_main_file_bird_rejects_changes_no_file_and_leaves_bird_alone(lab: Lab) -> None:
+    lab.first_apply()
+    bird = lab.start("bird")
+    lab.reload_by("bird", reload_birdc=str(bird.socket))
+    before = lab.snapshot()
+    protocols, routes = birdc(bird, "show protocols"), birdc(bird, "show route")
+
+    # A template upgrade with a typo in bird.cfg lands with a change that touches all
+    # three files of the unit: the includes are fine, the main file is not.
+    lab.edit_template("bird.cfg.j2", GOOD_ROUTER_ID, TYPO_ROUTER_ID)
+    lab.change(ALL_THREE)
+    assert lab.run() == 1
+    assert "unit bird: check failed: bird -p -c " in lab.log
+    assert "syntax error" in lab.log, lab.log
+    assert lab.snapshot() == before, "no file of the unit changed, not even the valid includes"
+    assert lab.leftovers() == [], "no stage directory, no pending marker"
+
+    settle()
+    assert reconfigurations(bird) == 0, bird.log_text()
+    assert birdc(bird, "show protocols") == protocols
+    assert birdc(bird, "show route") == routes
+    assert bird.alive()
+
+    # The typo fixed, the same change goes through whole: three files, one reload.
+    lab.edit_template("bird.cfg.j2", TYPO_ROUTER_ID, GOOD_ROUTER_ID)
+    assert lab.run() == 0, lab.log
+    assert changed_files(before, lab.snapshot()) == set(BIRD_FILES)
+    assert bird.wait_log(RECONFIGURING)
+    assert lab.log.count(RELOADED) == 1
+    assert "Global_10_0_0_9" in birdc(bird, "show protocols")
+
+
+# --------------------------------------------------------------------------- first start
+
+
+def test_a_first_start_with_no_destinations_succeeds_in_one_pass_and_bird_starts_on_the_files(
+    lab: Lab,
+) -> None:
+    checked = lab.tmp / "checked"
+    lab.without_reloads()  # nothing runs yet: BIRD starts on the files afterwards
+    for unit in ("bird", "bird6"):
+        # The project's check, then a note of the staged path it ran on.
+        lab.set_fields(
+            unit, only=unit, check_cmd=f"{unit} -p -c {{{{.src}}}} && echo {{{{.src}}}} >> {checked}"
+        )
+    assert list(lab.config.iterdir()) == []
+
+    assert lab.run() == 0, lab.log
+    assert sorted(p.name for p in lab.config.iterdir()) == sorted(ALL_FILES)
+    ran_on = [Path(line) for line in checked.read_text().splitlines()]
+    assert sorted(p.name for p in ran_on) == ["bird.cfg", "bird6.cfg"]
+    for path in ran_on:
+        # bird -p found the includes in the stage, beside the main file: none was on disk yet.
+        assert path.parent.parent == lab.config and path.parent.name.startswith(".confpy-stage-"), path
+        assert not path.parent.exists(), "the stage is removed"
+    assert lab.leftovers() == []
+
+    bird, bird6 = lab.start("bird"), lab.start("bird6")
+    protocols = birdc(bird, "show protocols")
+    for name in ("static1", "kernel1", "Mesh_172_29_141_96", "Global_172_29_141_1", "Node_172_29_141_254"):
+        assert name in protocols, protocols
+    assert re.search(r"^192\.168\.33\.0/26 +blackhole \[static1 ", birdc(bird, "show route"), re.M)
+    assert re.search(r"^fd00:10::1:0/122 +blackhole \[static1 ", birdc(bird6, "show route"), re.M)
+
+    assert lab.run() == 0
+    assert len(checked.read_text().splitlines()) == 2, "in sync: nothing checked again"
+
+
+# --------------------------------------------------------------------------- one reload
+
+
+@pytest.mark.parametrize(
+    ("change", "touched"),
+    [
+        ({**NEW_POOL, **NEW_BLOCK}, {"bird_ipam.cfg", "bird_aggr.cfg"}),
+        ({**NEW_POOL, **NEW_PEER}, {"bird_ipam.cfg", "bird.cfg"}),
+    ],
+    ids=["ipam+aggr", "main+ipam"],
+)
+def test_one_change_touching_two_files_of_the_unit_reloads_bird_once(
+    lab: Lab, change: dict[str, str], touched: set[str]
+) -> None:
+    lab.first_apply()
+    bird = lab.start("bird")
+    lab.reload_by("bird", reload_birdc=str(bird.socket))
+    before = lab.snapshot()
+
+    lab.change(change)
+    assert lab.run() == 0, lab.log
+    assert changed_files(before, lab.snapshot()) == touched
+    assert lab.log.count(RELOADED) == 1, lab.log
+    assert bird.wait_log(RECONFIGURING)
+    settle()
+    assert reconfigurations(bird) == 1, bird.log_text()
+
+    # BIRD runs the new files.
+    if NEW_BLOCK.keys() & change.keys():
+        assert re.search(r"^10\.244\.7\.0/26 +blackhole \[static1 ", birdc(bird, "show route"), re.M)
+    if NEW_PEER.keys() & change.keys():
+        assert re.search(r"^Global_10_0_0_9 +BGP ", birdc(bird, "show protocols"), re.M)
+
+    assert lab.run() == 0
+    assert RELOADED not in lab.log
+    settle()
+    assert reconfigurations(bird) == 1, "in sync: no reload"
+
+
+# --------------------------------------------------------------------------- bird is not bird6
+
+
+# Runs as pid 1 of a PID (and network) namespace of its own: starts bird and bird6
+# on the destination files, runs confpy -onetime once per data file, and prints what
+# happened as JSON. When it ends, the kernel kills whatever is left in the namespace.
+SIGNAL_DRIVER = """
+import io, json, logging, subprocess, sys, time
+from pathlib import Path
+import psutil
+from confpy.cli import main
+from tests.birdproc import BirdDaemon, bird_binary
+
+a = json.loads(sys.argv[1])
+captured = io.StringIO()
+logging.getLogger().addHandler(logging.StreamHandler(captured))
+logging.getLogger().setLevel(logging.INFO)
+
+def show_route(daemon):
+    cmd = [bird_binary("birdc"), "-s", str(daemon.socket), "show", "route"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=True).stdout
+
+def hups(daemon):
+    return daemon.log_text().count("Reconfiguration requested by SIGHUP")
+
+steps = []
+with BirdDaemon.start("bird", Path(a["tmp"]) / "bird-daemon", a["bird"]) as bird, \\
+        BirdDaemon.start("bird6", Path(a["tmp"]) / "bird6-daemon", a["bird6"]) as bird6:
+    daemons = {"bird": bird, "bird6": bird6}
+    named = {n: sorted(p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == n) for n in daemons}
+    pids = {n: d.pid for n, d in daemons.items()}
+    for data, expect in a["steps"]:
+        captured.seek(0)
+        captured.truncate()
+        target = daemons[expect]
+        wanted = hups(target) + 1
+        rc = main(["-onetime", *a["flags"], "-file", data])
+        target.wait_log("Reconfiguration requested by SIGHUP", count=wanted, timeout=5)
+        time.sleep(0.3)  # time for a HUP that should not come
+        steps.append({
+            "rc": rc,
+            "log": captured.getvalue(),
+            "hups": {n: hups(d) for n, d in daemons.items()},
+            "reconfiguring": {n: d.log_text().count("<INFO> Reconfiguring") for n, d in daemons.items()},
+            "routes": {n: show_route(d) for n, d in daemons.items()},
+        })
+print(json.dumps({"named": named, "pids": pids, "steps": steps}))
+"""
+
+
+def test_reload_process_bird_never_signals_bird6(lab: Lab) -> None:
+    """The project's own reloads (SIGHUP to the process named exactly ``bird`` /
+    ``bird6``), a real bird and a real bird6. In a PID namespace of the test's own:
+    "every process named bird" cannot reach a BIRD of this machine or of another test."""
+    lab.first_apply()
+    lab.restore_confdir()
+    v4, v6 = lab.tmp / "v4.yaml", lab.tmp / "v6.yaml"
+    lab.change({**NEW_POOL, **NEW_BLOCK})  # IPv4 only
+    shutil.copy(lab.data_file, v4)
+    lab.change(NEW_V6_BLOCK)  # and then IPv6 only
+    shutil.copy(lab.data_file, v6)
+    args = {
+        "tmp": str(lab.tmp),
+        "bird": f'include "{lab.dest("bird.cfg")}";\n',
+        "bird6": f'include "{lab.dest("bird6.cfg")}";\n',
+        "flags": [a for a in lab.args() if a not in ("-file", str(lab.data_file))],
+        "steps": [[str(v4), "bird"], [str(v6), "bird6"]],
+    }
+    proc = subprocess.run(
+        [*unshare(PIDNS), sys.executable, "-c", SIGNAL_DRIVER, json.dumps(args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["named"] == {"bird": [out["pids"]["bird"]], "bird6": [out["pids"]["bird6"]]}
+    v4_step, v6_step = out["steps"]
+
+    assert v4_step["rc"] == 0, v4_step["log"]
+    assert "unit bird: reloaded: SIGHUP to process 'bird': ok" in v4_step["log"], v4_step["log"]
+    assert "unit bird6: reloaded" not in v4_step["log"]
+    assert v4_step["hups"] == {"bird": 1, "bird6": 0}
+    assert v4_step["reconfiguring"]["bird6"] == 0, "bird6 did not reconfigure at all"
+    assert re.search(r"^10\.244\.7\.0/26 +blackhole", v4_step["routes"]["bird"], re.M)
+
+    assert v6_step["rc"] == 0, v6_step["log"]
+    assert "unit bird6: reloaded: SIGHUP to process 'bird6': ok" in v6_step["log"], v6_step["log"]
+    assert "unit bird: reloaded" not in v6_step["log"]
+    assert v6_step["hups"] == {"bird": 1, "bird6": 1}, "bird got no second HUP"
+    assert re.search(r"^fd00:10::7:0/122 +blackhole", v6_step["routes"]["bird6"], re.M)
+
+
+# --------------------------------------------------------------------------- BIRD says no
+
+
+def test_a_reload_bird_refuses_is_exit_1_and_the_next_run_retries_it(lab: Lab) -> None:
+    lab.first_apply()
+    site = lab.tmp / "site.conf"  # a hand-kept file BIRD's config also includes
+    site.write_text("# site additions\n")
+    bird = lab.start("bird", extra=f'include "{site}";\n')
+    lab.reload_by("bird", reload_birdc=str(bird.socket))
+    # The site file takes a name the next change needs. bird -p on the unit's staged
+    # files cannot see it (the check passes); BIRD's configure does, and refuses.
+    site.write_text("protocol static Global_10_0_0_9 {}\n")
+    lab.change(NEW_PEER)
+
+    assert lab.run() == 1
+    assert "unit bird: reload failed: birdc configure via" in lab.log, lab.log
+    assert f"BIRD refused the configuration: 8002 {site}:1:" in lab.log
+    assert "Symbol already defined" in lab.log
+    assert RELOADED not in lab.log
+    assert "Global_10_0_0_9" in lab.dest("bird.cfg").read_text(), "checked, so written"
+    assert lab.leftovers() == [".confpy-pending-bird"], "the reload is owed"
+    assert reconfigurations(bird) == 0
+    assert "Global_10_0_0_9" not in birdc(bird, "show protocols"), "BIRD keeps its running config"
+
+    # Nothing changed: still owed, still refused.
+    assert lab.run() == 1
+    assert "BIRD refused the configuration: 8002" in lab.log
+    assert lab.leftovers() == [".confpy-pending-bird"]
+
+    site.write_text("# conflict removed\n")
+    before = lab.snapshot()
+    assert lab.run() == 0, lab.log
+    assert "unit bird: finishing an interrupted apply" in lab.log
+    assert lab.log.count(RELOADED) == 1
+    assert lab.snapshot() == before, "no file rewritten, only the reload run"
+    assert lab.leftovers() == []
+    assert bird.wait_log(RECONFIGURING)
+    assert re.search(r"^Global_10_0_0_9 +BGP ", birdc(bird, "show protocols"), re.M)
+
+    assert lab.run() == 0
+    assert RELOADED not in lab.log
+    settle()
+    assert reconfigurations(bird) == 1
+
+
+# --------------------------------------------------------------------------- hanging check
+
+
+def test_a_hanging_check_of_the_bird_unit_is_killed_at_its_timeout(lab: Lab) -> None:
+    lab.first_apply()
+    bird = lab.start("bird")
+    lab.reload_by("bird", reload_birdc=str(bird.socket))
+    lab.set_fields("bird", only="bird", check_cmd="bird -p -c {{.src}} && sleep 29.75", check_timeout="500ms")
+    before = lab.snapshot()
+    lab.change(ALL_THREE)
+
+    start = time.monotonic()
+    assert lab.run() == 1
+    elapsed = time.monotonic() - start
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+    assert "timed out after 0.5 s (process group killed)" in lab.log, lab.log
+    assert lab.snapshot() == before
+    assert lab.leftovers() == []
+    sleepers = [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "29.75"]]
+    assert sleepers == [], "the check's process group is gone"
+    settle()
+    assert reconfigurations(bird) == 0
+
+
+# --------------------------------------------------------------------------- kill -9
+
+
+# confpy as `python -c`: apply's replace (bound by name in confpy.apply, so patched
+# there, not in confpy.writer) renames one file for real and then the process is
+# SIGKILLed after the N-th rename: no finally, no cleanup, no reload.
+KILLER = """
+import os, signal, sys
+import confpy.apply
+from confpy.cli import main
+
+after = int(sys.argv[1])
+real = confpy.apply.replace
+done = 0
+
+def replace_then_die(staged, target):
+    global done
+    real(staged, target)
+    done += 1
+    if done == after:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+confpy.apply.replace = replace_then_die
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "renames", [1, 2, 3], ids=["after-1st-rename", "after-2nd-rename", "after-last-rename"]
+)
+def test_kill_9_between_renames_is_repaired_by_the_next_run(lab: Lab, renames: int) -> None:
+    lab.first_apply()
+    bird = lab.start("bird")
+    lab.reload_by("bird", reload_birdc=str(bird.socket))
+    before = lab.snapshot()
+    lab.change(ALL_THREE)
+
+    killed = subprocess.Popen(
+        [sys.executable, "-c", KILLER, str(renames), "-onetime", *lab.args()],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        output = killed.communicate(timeout=60)[0].decode(errors="replace")
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.wait(5)
+    assert killed.returncode == -signal.SIGKILL, output
+
+    # What the kill left: includes first, the checked main file last.
+    mid = lab.snapshot()
+    half = changed_files(before, mid)
+    assert len(half) == renames
+    assert ("bird.cfg" in half) == (renames == 3), half
+    marker = lab.dest(".confpy-pending-bird")
+    assert sorted(Path(p).name for p in marker.read_text().splitlines()) == sorted(BIRD_FILES)
+    stages = [p for p in lab.config.iterdir() if p.name.startswith(f".confpy-stage-{killed.pid}-")]
+    assert len(stages) == 1 and stages[0].is_dir()
+    settle()
+    assert reconfigurations(bird) == 0
+
+    assert lab.run() == 0, lab.log
+    after = lab.snapshot()
+    assert changed_files(before, after) == set(BIRD_FILES)
+    for name in half:
+        assert after[name] == mid[name], f"{name} was not rewritten"
+        assert f"wrote {lab.dest(name)} " not in lab.log, f"{name} was already final"
+    for name in set(BIRD_FILES) - half:
+        assert f"wrote {lab.dest(name)} (unit bird)" in lab.log
+    if renames == 3:
+        assert "unit bird: finishing an interrupted apply" in lab.log
+    assert lab.log.count(RELOADED) == 1, lab.log
+    assert lab.leftovers() == [], "marker and the killed process's stage removed"
+    assert bird.wait_log(RECONFIGURING)
+    settle()
+    assert reconfigurations(bird) == 1
+    assert re.search(r"^Global_10_0_0_9 +BGP ", birdc(bird, "show protocols"), re.M)
+    assert re.search(r"^10\.244\.7\.0/26 +blackhole", birdc(bird, "show route"), re.M)
+
+    # Final: a further run finds the unit in sync and owes nothing.
+    assert lab.run() == 0
+    assert lab.snapshot() == after
+    assert RELOADED not in lab.log
+    settle()
+    assert reconfigurations(bird) == 1
+
+
+# --------------------------------------------------------------------------- -noop
+
+
+def test_noop_shows_every_file_of_the_unit_the_check_on_the_staged_set_and_the_one_reload(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab.first_apply()
+    bird = lab.start("bird")
+    lab.reload_by("bird", reload_birdc=str(bird.socket))
+    before = lab.snapshot()
+    lab.change(ALL_THREE)
+    capsys.readouterr()
+
+    assert main(["-noop", *lab.args()]) == 0, lab.log
+    report = capsys.readouterr().out
+    assert "=== unit bird: 3 of 3 file(s) would change" in report, report
+    assert "unit bird6" not in report, "bird6 is in sync"
+    for name in BIRD_FILES:
+        assert f"--- {lab.dest(name)}\n+++ {lab.dest(name)}\n" in report
+    assert "\n+protocol bgp Global_10_0_0_9 from bgp_template {\n" in report
+    assert "\n+  route 10.244.7.0/26 blackhole;\n" in report
+    assert "\n+  if ( net ~ 10.244.0.0/16 ) then {\n" in report
+    checks = re.findall(r"^check bird -p -c '?(/\S+?)'?: ok in \d+ ms$", report, re.M)
+    assert len(checks) == 1, report
+    staged = Path(checks[0])
+    assert staged.name == "bird.cfg" and staged.parent.name.startswith(".confpy-stage-")
+    assert not staged.parent.exists(), "the noop stage is removed"
+    assert re.findall(r"^.*reload.*$", report, re.M) == [
+        f"would reload once: birdc configure via {bird.socket}"
+    ]
+    assert lab.snapshot() == before
+    assert lab.leftovers() == []
+    settle()
+    assert reconfigurations(bird) == 0
+
+    # The same with bird.cfg broken: the check's verdict (BIRD's words) and no reload.
+    lab.edit_template("bird.cfg.j2", GOOD_ROUTER_ID, TYPO_ROUTER_ID)
+    assert main(["-noop", *lab.args()]) == 1
+    report = capsys.readouterr().out
+    assert "=== unit bird: 3 of 3 file(s) would change" in report
+    assert re.search(r"^check bird -p -c \S+: exit status 1$", report, re.M), report
+    assert "syntax error" in report
+    assert report.rstrip().endswith("no reload: a check failed")
+    assert lab.snapshot() == before
+    settle()
+    assert reconfigurations(bird) == 0
