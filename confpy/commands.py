@@ -20,8 +20,11 @@ import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
+
 
 _SRC_PLACEHOLDER = re.compile(r"\{\{\s*\.?src\s*\}\}")
 
@@ -293,6 +296,8 @@ def parse_signal(value: str) -> signal.Signals:
 def signal_process(spec: ReloadSpec) -> CommandResult:
     """Send ``spec.signal`` to every process named exactly ``spec.process``, or to the
     pid in ``spec.pidfile``. No shell. Not ok if no such process runs."""
+    import psutil  # only reloads by signal need it: not imported at start-up
+
     start = time.monotonic()
     what = spec.describe()
 
@@ -332,6 +337,8 @@ def signal_process(spec: ReloadSpec) -> CommandResult:
 
 def _processes_named(name: str) -> list[psutil.Process]:
     """Live processes (not zombies, not this one) whose name is exactly ``name``."""
+    import psutil  # only reloads by signal need it: not imported at start-up
+
     found = []
     for proc in psutil.process_iter(["name", "exe", "cmdline", "status"]):
         info = proc.info
@@ -359,6 +366,8 @@ def _name_matches(wanted: str, name: str | None, exe: str | None, cmdline: list[
 
 def _process_from_pidfile(path: str, name: str | None) -> psutil.Process | str:
     """The live process whose pid ``path`` holds, or a message saying why there is none."""
+    import psutil  # only reloads by signal need it: not imported at start-up
+
     try:
         with open(path, "rb") as f:
             raw = f.read(4096)

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from confpy.apply import Applier, Mode, Status, UnitResult
 from confpy.cache import Cache
-from confpy.configwatch import watch_config
 from confpy.errors import ConfigError, RenderError
 from confpy.keyview import KeyView
 from confpy.notify import Notifier
@@ -27,9 +27,11 @@ from confpy.redact import Redactor
 from confpy.render import Renderer
 from confpy.resource import TemplateResource, Unit, group_units, load_resources
 from confpy.settings import DEFAULT_POLL_INTERVAL, Settings
-from confpy.status import Board, serve
 from confpy.stores import open_store
 from confpy.stores.base import Resync, Store, StoreError, collapse_prefixes
+
+if TYPE_CHECKING:
+    from confpy.status import Board
 
 log = logging.getLogger("confpy")
 
@@ -219,9 +221,13 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._sighup)
         cleanups: list[Callable[[], None]] = []
         if self.settings.metrics_addr:
+            from confpy.status import Board, serve  # prometheus-client: only when asked for
+
             self.board = Board(self.store)
             cleanups.append(serve(self.board, self.settings.metrics_addr))
         if self.settings.watch_config:
+            from confpy.configwatch import watch_config  # watchdog: only when asked for
+
             # watchdog calls from its own thread: hand the request to the loop.
             def changed() -> None:
                 loop.call_soon_threadsafe(self._sighup)
@@ -257,6 +263,8 @@ class Daemon:
         interval = self.notifier.watchdog_interval
         if not self.notifier.enabled:
             return
+        from confpy.status import Board
+
         budget = Board(self.store) if self.board is None else self.board
         last = ""
         while True:
