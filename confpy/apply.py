@@ -12,7 +12,7 @@ import enum
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +82,22 @@ class UnitResult:
 ViewFor = Callable[[TemplateResource], KeyView]
 
 
+@dataclass(frozen=True)
+class Cause:
+    """Why a unit is applied, for the log line of each write."""
+
+    text: str = ""
+    revision: int | None = None
+    keys: tuple[str, ...] = ()
+
+    @classmethod
+    def changed(cls, keys: Iterable[str], revision: int) -> Cause:
+        shown = sorted(keys)
+        more = f" (+{len(shown) - 5} more)" if len(shown) > 5 else ""
+        text = f"keys changed at revision {revision}: {', '.join(shown[:5])}{more}"
+        return cls(text, revision, tuple(shown[:100]))
+
+
 class _Failed(Exception):
     def __init__(self, step: str, error: str) -> None:
         super().__init__(error)
@@ -96,14 +112,14 @@ class Applier:
     keep_stage: bool = False
     redact: Redactor = field(default_factory=Redactor)
 
-    def run(self, unit: Unit, view_for: ViewFor, why: str = "") -> UnitResult:
+    def run(self, unit: Unit, view_for: ViewFor, cause: Cause | None = None) -> UnitResult:
         steps: list[Step] = []
         try:
             targets = self._render(unit, view_for, steps)
             if self.mode is Mode.NOOP:
                 result = self._review(unit, targets, steps)
             else:
-                result = self._apply(unit, targets, why, steps)
+                result = self._apply(unit, targets, cause or Cause(), steps)
         except _Failed as exc:
             error = self.redact(str(exc))
             log.error("unit %s: %s failed: %s", unit.name, exc.step, error, extra={"unit": unit.name})
@@ -140,7 +156,7 @@ class Applier:
                 results.append(result)
         return results
 
-    def _apply(self, unit: Unit, targets: list[Target], why: str, steps: list[Step]) -> UnitResult:
+    def _apply(self, unit: Unit, targets: list[Target], cause: Cause, steps: list[Step]) -> UnitResult:
         changed = [t for t in targets if t.changed]
         marker = pending_marker(unit.name, targets)
         if not changed and not marker.exists():
@@ -149,8 +165,9 @@ class Applier:
         if changed:
             self._replace(unit, targets, changed, marker, steps)
             for t in changed:
-                log.info("wrote %s (unit %s)%s", t.dest, unit.name, f": {why}" if why else "",
-                         extra={"unit": unit.name, "resource": t.resource.name})  # fmt: skip
+                extra = {"unit": unit.name, "resource": t.resource.name, "revision": cause.revision}
+                log.info("wrote %s (unit %s)%s", t.dest, unit.name, f": {cause.text}" if cause.text else "",
+                         extra={**extra, "keys": list(cause.keys)} if cause.keys else extra)  # fmt: skip
         else:
             log.info(
                 "unit %s: finishing an interrupted apply (%s)", unit.name, marker, extra={"unit": unit.name}

@@ -148,17 +148,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from confpy.scheduler import Engine
     from confpy.settings import build_settings
 
+    flags = parse_flags(sys.argv[1:] if argv is None else argv)
     try:
-        settings = build_settings(parse_flags(sys.argv[1:] if argv is None else argv))
+        settings = build_settings(flags)
     except ConfigError as exc:
         print(f"confpy: {exc}", file=sys.stderr)
         return EXIT_USAGE
     redactor = Redactor(settings.sensitive_keys)
     setup_logging(settings.log_level, settings.log_format, redactor)
     try:
-        engine = Engine.create(settings, redactor=redactor)
+        engine = Engine.create(settings, redactor=redactor, flags=flags)
     except ConfigError as exc:
+        # Logged (JSON when asked for) and printed: even -log-level=fatal shows why it exits 2.
         logging.getLogger("confpy").error("%s", exc)
+        if not logging.getLogger("confpy").isEnabledFor(logging.ERROR):
+            print(f"confpy: {redactor(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     return asyncio.run(engine.main())
 

@@ -9,24 +9,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from confpy.apply import Applier, Mode, Status, UnitResult
+from confpy.apply import Applier, Cause, Mode, Status, UnitResult
 from confpy.cache import Cache
 from confpy.errors import ConfigError, RenderError
 from confpy.keyview import KeyView
+from confpy.logs import LEVELS
 from confpy.notify import Notifier
 from confpy.redact import Redactor
 from confpy.render import Renderer
 from confpy.resource import TemplateResource, Unit, group_units, load_resources
-from confpy.settings import DEFAULT_POLL_INTERVAL, Settings
+from confpy.settings import DEFAULT_POLL_INTERVAL, STORE_FIELDS, Settings, build_settings
 from confpy.stores import open_store
 from confpy.stores.base import Resync, Store, StoreError, collapse_prefixes
 
@@ -72,29 +74,47 @@ def _select(resources: list[TemplateResource], names: Iterable[str]) -> list[Tem
     return [r for r in resources if r.unit in units]
 
 
-def describe_keys(keys: Iterable[str], revision: int) -> str:
-    shown = sorted(keys)
-    more = f" (+{len(shown) - 5} more)" if len(shown) > 5 else ""
-    return f"keys changed at revision {revision}: {', '.join(shown[:5])}{more}"
-
-
 @dataclass
 class Engine:
     settings: Settings
     loaded: Loaded
     store: Store
     redactor: Redactor
+    #: The command-line flags the settings came from; SIGHUP builds them again from these.
+    flags: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def create(
-        cls, settings: Settings, store: Store | None = None, redactor: Redactor | None = None
+        cls,
+        settings: Settings,
+        store: Store | None = None,
+        redactor: Redactor | None = None,
+        flags: Mapping[str, Any] | None = None,
     ) -> Engine:
         return cls(
             settings,
             Loaded.from_settings(settings),
             store or open_store(settings),
             redactor or Redactor(settings.sensitive_keys),
+            flags or {},
         )
+
+    def reread_settings(self) -> Settings:
+        """Settings built again from flags, environment and config file (for SIGHUP).
+
+        The store is kept: its settings take a restart, which the log says.
+        """
+        if not self.flags:
+            return self.settings
+        new = build_settings(self.flags)
+        moved = [f for f in STORE_FIELDS if getattr(new, f) != getattr(self.settings, f)]
+        if moved:
+            log.warning(
+                "config reload: store settings changed (%s): they apply after a restart", ", ".join(moved)
+            )
+            for name in moved:
+                setattr(new, name, getattr(self.settings, name))
+        return new
 
     def applier(self) -> Applier:
         s = self.settings
@@ -185,6 +205,7 @@ def _summarise(results: list[UnitResult], mode: Mode) -> int:
 class _Retry:
     attempts: int = 0
     due: float = 0.0
+    keys: set[str] = field(default_factory=set)  # the changes not yet applied, for the next log line
 
 
 @dataclass
@@ -365,8 +386,11 @@ class Daemon:
         for unit in self.engine.loaded.units:
             hits = {k for k in changed if any(r.reads(k) for r in unit.resources)}
             if hits:
-                self.dirty.setdefault(unit.name, set()).update(hits)
-                self.retries.pop(unit.name, None)  # retried now, with the change
+                pending = self.dirty.setdefault(unit.name, set())
+                pending.update(hits)
+                failed = self.retries.pop(unit.name, None)  # retried now, with the change
+                if failed is not None:
+                    pending.update(failed.keys)
         if self.dirty:
             self.first_change = self.first_change or now
             self.last_change = now
@@ -379,7 +403,7 @@ class Daemon:
         if self.dirty and self.first_change is not None:
             quiet = self.last_change + self.settings.wait_min
             times.append(min(quiet, self.first_change + self.settings.wait_max))
-        times.extend(r.due for r in self.retries.values())
+        times.extend(r.due for r in self.retries.values() if r.due != math.inf)
         if self.watching and self.settings.interval:
             times.append(self.next_reconcile)
         return max(0.0, min(times) - now) if times else None
@@ -405,9 +429,7 @@ class Daemon:
                 )
             ):
                 batch, self.dirty, self.first_change = self.dirty, {}, None
-                assert self.cache is not None
-                keys = set().union(*batch.values())
-                await self._apply(batch, describe_keys(keys, self.cache.revision) if keys else "")
+                await self._apply(batch)
             due = {name: set[str]() for name, r in self.retries.items() if r.due <= now}
             if due:
                 await self._apply(due, "retry")
@@ -415,7 +437,8 @@ class Daemon:
                 self.next_reconcile = now + self.settings.interval
                 self._reconcile()
 
-    async def _apply(self, batch: dict[str, set[str]], why: str) -> None:
+    async def _apply(self, batch: dict[str, set[str]], why: str = "") -> None:
+        """Apply the units in ``batch``; each unit's keys (if any) are named in its log lines."""
         assert self.cache is not None
         units = [u for u in self.engine.loaded.units if u.name in batch]
         # Views are built here, on the loop, so the follower never mutates what a render reads.
@@ -423,12 +446,16 @@ class Daemon:
         revision = self.cache.revision
         applier = self.engine.applier()
         for unit in units:
-            result = await asyncio.to_thread(applier.run, unit, views.__getitem__, why)
-            self._record(unit, result, revision)
+            keys = batch[unit.name]
+            cause = Cause.changed(keys, revision) if keys else Cause(why, revision)
+            result = await asyncio.to_thread(applier.run, unit, views.__getitem__, cause)
+            if result.report:  # -noop -watch: what would change, as it would
+                print(result.report, flush=True)
+            self._record(unit, result, revision, keys)
         if self.board is not None and not self.board.ready:
             self.board.ready = True
 
-    def _record(self, unit: Unit, result: UnitResult, revision: int) -> None:
+    def _record(self, unit: Unit, result: UnitResult, revision: int, keys: set[str]) -> None:
         next_retry: float | None = None
         if result.ok:
             self.retries.pop(unit.name, None)
@@ -436,12 +463,20 @@ class Daemon:
                 self.on_disk[r.dest] = _signature(r.dest)
         else:
             retry = self.retries.setdefault(unit.name, _Retry())
-            wait = min(RETRY_MIN * 2**retry.attempts, RETRY_MAX)
+            retry.keys |= keys
             retry.attempts += 1
-            retry.due = time.monotonic() + wait
-            next_retry = time.time() + wait
-            log.warning("unit %s: will retry in %.0f s (attempt %d)", unit.name, wait, retry.attempts,
-                        extra={"unit": unit.name})  # fmt: skip
+            if result.failed_step == "render":
+                # Bad data or a template bug: only a key change or a config reload can fix it,
+                # and both retry at once. No timer, no error every minute.
+                retry.due = math.inf
+                log.warning("unit %s: waiting for a change of its keys or its templates", unit.name,
+                            extra={"unit": unit.name})  # fmt: skip
+            else:
+                wait = min(RETRY_MIN * 2 ** (retry.attempts - 1), RETRY_MAX)
+                retry.due = time.monotonic() + wait
+                next_retry = time.time() + wait
+                log.warning("unit %s: will retry in %.0f s (attempt %d)", unit.name, wait, retry.attempts,
+                            extra={"unit": unit.name})  # fmt: skip
         if self.board is not None:
             self.board.record(unit, result, revision, next_retry)
 
@@ -462,12 +497,14 @@ class Daemon:
 
     async def _reload_config(self) -> None:
         try:
-            loaded = Loaded.from_settings(self.settings)
+            settings = self.engine.reread_settings()
+            loaded = Loaded.from_settings(settings)
         except ConfigError as exc:
             log.error("config reload: new configuration is invalid, keeping the old one: %s", exc)
             return
         old = self.engine.loaded
-        self.engine.loaded = loaded
+        self.engine.settings, self.engine.loaded = settings, loaded
+        logging.getLogger().setLevel(LEVELS.get(settings.log_level.lower(), "INFO"))
         log.info("config reload: loaded %d resources in %d units", len(loaded.resources), len(loaded.units))
         if loaded.prefixes != old.prefixes:
             log.info("config reload: watched prefixes changed; following them from a new snapshot")

@@ -68,6 +68,9 @@ class Settings:
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
+#: Settings of the store connection: a running daemon keeps them until restarted.
+STORE_FIELDS = ("backend", "nodes", "files", "scheme", "client_cert", "client_key", "client_ca_keys",
+                "username", "password", "connect_timeout")  # fmt: skip
 # confd.toml spellings -> Settings fields
 _ALIASES = {
     "node": "nodes",
@@ -99,7 +102,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return Path(str(value)) if value else None
         if name in ("interval", "wait_min", "wait_max", "connect_timeout"):
             return parse_duration(value)
-        return None if value is None else str(value)
+        if kind == "str | None" and value in (None, ""):
+            return None  # unset: Calico's scripts pass -client-key= when there is none
+        return str(value)
     except ValueError as exc:
         raise ConfigError(f"{source}: {name.replace('_', '-')}: {exc}") from None
 

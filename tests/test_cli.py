@@ -121,3 +121,11 @@ def test_env_backend(confdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_X", "from-env")
     assert main(["-onetime", f"-confdir={confdir}", "-backend", "env"]) == 0
     assert (confdir.parent / "out" / "a.conf").read_text() == "from-env\n"
+
+
+def test_empty_tls_flags_mean_unset_as_calicos_scripts_pass_them() -> None:
+    s = build_settings(
+        {"nodes": ["127.0.0.1:2379"], "client_cert": "", "client_key": "", "client_ca_keys": ""},
+        {"NODENAME": "n"},
+    )
+    assert (s.client_cert, s.client_key, s.client_ca_keys) == (None, None, None)

@@ -109,3 +109,27 @@ async def test_sighup_with_a_broken_template_keeps_the_old_set_running(harness: 
     (templates / "app.j2").write_text("new {{ getv('/name') }}\n")
     harness.daemon._sighup()
     await until(lambda: read(harness.out) == "new c\n")
+
+
+async def test_a_failed_reload_is_retried_on_a_timer_until_it_succeeds(
+    make_confdir: MakeConfdir, tmp_path: Path
+) -> None:
+    flag = tmp_path / "daemon-up"
+    confdir = make_confdir(
+        {
+            "app": f'src = "app.j2"\ndest = "{{out}}/app.conf"\nprefix = "/app"\nreload_cmd = "test -e {flag} && echo r >> {{out}}/../reloads"\n'
+        },
+        {"app.j2": "{{ getv('/name') }}\n"},
+    )
+    settings = Settings(confdir=confdir, watch=True, node_name="n1", wait_min=0.0)
+    daemon = Daemon(Engine.create(settings, MemoryStore({"/app/name": "a"})))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await until(lambda: "app" in daemon.retries)
+        assert read(tmp_path / "out" / "app.conf") == "a\n", "the file is written; only the reload failed"
+        flag.touch()
+        await until(lambda: read(tmp_path / "reloads") == "r\n", timeout=5)
+        assert "app" not in daemon.retries
+    finally:
+        daemon._stop()
+        assert await asyncio.wait_for(task, 5) == 0

@@ -70,7 +70,10 @@ def test_metrics_health_readiness_status_and_json_logs(app: App, tmp_path: Path)
     server.stop()
     try:
         proc = app.watch(
-            [f"http://127.0.0.1:{etcd_port}"], "-wait-min=0", f"--metrics-addr=127.0.0.1:{http_port}", "--log-format=json"
+            [f"http://127.0.0.1:{etcd_port}"],
+            "-wait-min=0",
+            f"--metrics-addr=127.0.0.1:{http_port}",
+            "--log-format=json",
         )
         wait_for(lambda: get(base + "/healthz")[0] == 200, 15, "/healthz to answer")
         assert get(base + "/readyz")[0] == 503, "not ready before the first snapshot is applied"
@@ -95,7 +98,7 @@ def test_metrics_health_readiness_status_and_json_logs(app: App, tmp_path: Path)
         entry = status["resources"]["app"]
         assert entry["result"] == "failed" and entry["failed_step"] == "render"
         assert f"key {app.key}/peers/p1" in entry["error"] and "is not an IPv4 address" in entry["error"]
-        assert entry["next_retry"] is not None
+        assert entry["next_retry"] is None, "bad data waits for a change, not a timer"
         assert SECRET not in json.dumps(status)
         assert read(app.out).startswith("name=b\n"), "the last good file stays"
         assert proc.stop() == 0
@@ -104,7 +107,9 @@ def test_metrics_health_readiness_status_and_json_logs(app: App, tmp_path: Path)
 
     records = [json.loads(line) for line in proc.log.splitlines() if line.strip()]
     assert all({"time", "level", "message"} <= r.keys() for r in records)
-    assert any(r.get("unit") == "app" and "wrote" in r["message"] for r in records)
+    wrote = [r for r in records if r.get("unit") == "app" and "wrote" in r["message"]]
+    assert wrote and all(isinstance(r["revision"], int) for r in wrote)
+    assert any(r.get("keys") == [f"{app.key}/name"] for r in wrote), "each write names the keys that changed"
     assert any("<redacted>" in r["message"] for r in records), "the failing value was logged, masked"
     assert SECRET not in proc.log
 
@@ -174,3 +179,27 @@ def test_a_new_resource_is_picked_up(app: App, etcd: EtcdServer, how: str) -> No
         proc.signal(signal.SIGHUP)
     wait_for(lambda: read(out / "extra.conf") == "extra a\n", 15, f"extra.conf; log:\n{proc.log}")
     assert "config reload: loaded 2 resources" in proc.log
+
+
+def test_sighup_rereads_the_config_file(app: App, etcd: EtcdServer, tmp_path: Path) -> None:
+    etcd.txn({f"{app.key}/name": "a", f"{app.key}/peers/p1": PEER})
+    conf = tmp_path / "confpy.toml"
+    conf.write_text('log-level = "info"\n')
+    proc = app.watch([etcd.endpoint], f"-config-file={conf}")
+    app.wait_file(f'name=a\npeer 10.0.0.1 password "{SECRET}";\n')
+    assert "rendered app" not in proc.log
+    conf.write_text('log-level = "debug"\n')
+    proc.signal(signal.SIGHUP)
+    proc.wait_log("config reload: loaded 1 resources")
+    etcd.put(f"{app.key}/name", "b")
+    proc.wait_log("rendered app from")
+
+
+def test_noop_watch_reports_what_would_change_and_writes_nothing(app: App, etcd: EtcdServer) -> None:
+    etcd.txn({f"{app.key}/name": "a", f"{app.key}/peers/p1": PEER})
+    proc = app.watch([etcd.endpoint], "-noop", "-wait-min=0")
+    proc.wait_log("would reload once: echo r")
+    etcd.put(f"{app.key}/name", "b")
+    proc.wait_log("+name=b")
+    assert not app.out.exists()
+    assert SECRET not in proc.log
