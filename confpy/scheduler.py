@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from confpy.apply import Applier, Cause, Mode, Status, UnitResult
 from confpy.cache import Cache
 from confpy.errors import ConfigError, RenderError
+from confpy.health import Health
 from confpy.keyview import KeyView
 from confpy.logs import LEVELS
 from confpy.notify import Notifier
@@ -284,13 +285,11 @@ class Daemon:
         interval = self.notifier.watchdog_interval
         if not self.notifier.enabled:
             return
-        from confpy.status import Board
-
-        budget = Board(self.store) if self.board is None else self.board
+        health = self.board.health if self.board is not None else Health(self.store)
         last = ""
         while True:
             await asyncio.sleep(min(interval or 5.0, 5.0))
-            if interval and budget.healthy():
+            if interval and health.healthy():
                 self.notifier.send("WATCHDOG=1")
             summary = self._summary()
             if summary != last:

@@ -24,12 +24,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from confpy.apply import UnitResult
+from confpy.health import Health
 from confpy.resource import Unit
 from confpy.stores.base import Store
 
 log = logging.getLogger("confpy.status")
-
-HEALTH_BUDGET = 120.0  # seconds without the store before /healthz says unhealthy
 
 
 class _StoreCollector(Collector):
@@ -48,9 +47,9 @@ class _StoreCollector(Collector):
 class Board:
     """Counters, gauges and the per-resource status table, updated by the daemon."""
 
-    def __init__(self, store: Store, budget: float = HEALTH_BUDGET) -> None:
+    def __init__(self, store: Store, health: Health | None = None) -> None:
         self.store = store
-        self.budget = budget
+        self.health = health or Health(store)
         self.registry = CollectorRegistry()
         r = self.registry
         self.steps = Counter(
@@ -70,7 +69,6 @@ class Board:
         self.ready = False
         self.applied_revision = 0
         self.last_sync = 0.0
-        self._down_since: float | None = None
         self._lock = threading.Lock()
         self._table: dict[str, dict[str, Any]] = {}
 
@@ -109,22 +107,7 @@ class Board:
         }
 
     def healthy(self) -> bool:
-        """Connected, or lost for less than the retry budget."""
-        if self.store.connected_to is not None:
-            self._down_since = None
-            return True
-        now = time.monotonic()
-        if self._down_since is None:
-            self._down_since = now
-        return now - self._down_since < self.budget
-
-    def summary(self) -> str:
-        """One line for systemd's STATUS=."""
-        s = self.status()
-        failing = [n for n, e in s["resources"].items() if e["result"] == "failed"]
-        where = s["store"] or "store unreachable"
-        text = f"revision {s['revision']} from {where}; {len(s['resources'])} resources"
-        return text + (f", failing: {', '.join(failing)}" if failing else ", all in sync")
+        return self.health.healthy()
 
 
 def serve(board: Board, address: str) -> Callable[[], None]:
