@@ -105,6 +105,16 @@ class _Failed(Exception):
 
 
 @dataclass
+class Rendered:
+    """A unit's files rendered and compared with the disk, or why they could not be."""
+
+    unit: Unit
+    targets: list[Target] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    failure: _Failed | None = None
+
+
+@dataclass
 class Applier:
     renderer: Renderer
     node_name: str
@@ -113,13 +123,28 @@ class Applier:
     redact: Redactor = field(default_factory=Redactor)
 
     def run(self, unit: Unit, view_for: ViewFor, cause: Cause | None = None) -> UnitResult:
-        steps: list[Step] = []
+        return self.complete(self.render(unit, view_for), cause)
+
+    def render(self, unit: Unit, view_for: ViewFor) -> Rendered:
+        """Render every file of the unit and compare it with the disk. Pure CPU work on the
+        key views: the daemon does it on its event loop, where the views cannot change."""
+        rendered = Rendered(unit)
         try:
-            targets = self._render(unit, view_for, steps)
+            rendered.targets = self._render(unit, view_for, rendered.steps)
+        except _Failed as exc:
+            rendered.failure = exc
+        return rendered
+
+    def complete(self, rendered: Rendered, cause: Cause | None = None) -> UnitResult:
+        """Stage, check, replace and reload what :meth:`render` produced (blocking I/O)."""
+        unit, steps = rendered.unit, rendered.steps
+        try:
+            if rendered.failure is not None:
+                raise rendered.failure
             if self.mode is Mode.NOOP:
-                result = self._review(unit, targets, steps)
+                result = self._review(unit, rendered.targets, steps)
             else:
-                result = self._apply(unit, targets, cause or Cause(), steps)
+                result = self._apply(unit, rendered.targets, cause or Cause(), steps)
         except _Failed as exc:
             error = self.redact(str(exc))
             log.error("unit %s: %s failed: %s", unit.name, exc.step, error, extra={"unit": unit.name})

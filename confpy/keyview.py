@@ -11,17 +11,22 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from confpy.stores.base import under
 
 
 class StoreValue(str):
-    """A value read from the store; ``.key`` is its full store key."""
+    """A value read from the store; ``.key`` is its full store key.
 
-    __slots__ = ("key",)
+    ``parsed`` caches what ``json()`` made of it: the cache keeps a value's object for as
+    long as the value is unchanged, so an unchanged key is parsed once, not per render.
+    """
+
+    __slots__ = ("key", "parsed")
     key: str
+    parsed: object
 
     def __new__(cls, value: str, key: str) -> StoreValue:
         self = super().__new__(cls, value)
@@ -29,8 +34,7 @@ class StoreValue(str):
         return self
 
 
-@dataclass(frozen=True, slots=True)
-class KVPair:
+class KVPair(NamedTuple):
     """A key (relative to the prefix) and its value; ``.Key``/``.Value`` for ported Go templates."""
 
     key: str
@@ -93,8 +97,21 @@ class KeyView:
     def __init__(self, prefix: str, values: Mapping[str, str]) -> None:
         self.prefix = "" if prefix in ("", "/") else prefix.rstrip("/")
         cut = len(self.prefix)
-        self._values: dict[str, StoreValue] = {(k[cut:] or "/"): StoreValue(v, k) for k, v in values.items()}
+        self._values: dict[str, StoreValue] = {(k[cut:] or "/"): _wrap(v, k) for k, v in values.items()}
         self._keys: list[str] = sorted(self._values)
+
+    # --- kept up to date by the cache, change by change (no rebuild of 10,000 keys) ---
+
+    def put(self, full_key: str, value: str) -> None:
+        rel = full_key[len(self.prefix) :] or "/"
+        if rel not in self._values:
+            bisect.insort(self._keys, rel)
+        self._values[rel] = _wrap(value, full_key)
+
+    def remove(self, full_key: str) -> None:
+        rel = full_key[len(self.prefix) :] or "/"
+        if self._values.pop(rel, None) is not None:
+            del self._keys[bisect.bisect_left(self._keys, rel)]
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -125,8 +142,13 @@ class KeyView:
 
     def gets(self, pattern: str) -> list[KVPair]:
         """Pairs whose key matches the glob, sorted by key."""
+        head = _literal_head(pattern)
+        values = self._values
+        if pattern == head + "*":  # "dir/*", the common case: no regex per key
+            cut = len(head)
+            return [KVPair(k, values[k]) for k in self._range(head) if "/" not in k[cut:]]
         rx = glob_regex(pattern)
-        return [KVPair(k, self._values[k]) for k in self._range(_literal_head(pattern)) if rx.match(k)]
+        return [KVPair(k, values[k]) for k in self._range(head) if rx.match(k)]
 
     def getvs(self, pattern: str) -> list[StoreValue]:
         """Values whose key matches the glob, sorted by value (as confd does)."""
@@ -181,6 +203,10 @@ class KeyView:
             if name and (sep or not dirs_only):
                 names.add(name)
         return sorted(names)
+
+
+def _wrap(value: str, full_key: str) -> StoreValue:
+    return value if type(value) is StoreValue else StoreValue(value, full_key)
 
 
 def _literal_head(pattern: str) -> str:

