@@ -221,7 +221,10 @@ class Applier:
                 failures = [c for c in self._checks(targets, stage, steps) if not c.ok]
                 if failures:
                     raise _Failed("check", "\n".join(c.summary() for c in failures))
-            mark_pending(marker, changed)
+            # The marker records a reload owed or a unit half replaced; one file and no
+            # reload can be neither, and its write would cost two more fsyncs per change.
+            if len(changed) > 1 or (unit.reloads() and self.mode is not Mode.SYNC_ONLY):
+                mark_pending(marker, changed)
             for t in replace_order(changed):
                 start = time.perf_counter()
                 try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import hashlib
+import ipaddress
 import json
 import os
 import posixpath
@@ -23,7 +25,6 @@ from typing import Any, NoReturn
 import jinja2
 
 from confpy import validate
-from confpy.calico import build_context, hash_to_ipv4
 from confpy.errors import ConfigError, DataError, RenderError
 from confpy.keyview import KeyView, KVPair, MissingKeyError, StoreValue
 
@@ -215,6 +216,11 @@ def _atoi(value: str) -> int:
     return int(text)
 
 
+def hash_to_ipv4(name: str) -> str:
+    """confd's ``hashToIPv4``: the first four bytes of SHA-256(name) as a dotted quad."""
+    return str(ipaddress.IPv4Address(hashlib.sha256(name.encode("utf-8")).digest()[:4]))
+
+
 def _lookup_ip(name: str) -> list[str]:
     try:
         infos = socket.getaddrinfo(str(name), None)
@@ -375,6 +381,8 @@ def _calico_builder(view: KeyView, node_name: str) -> Callable[[int], object]:
 
     def calico(family: int = 4) -> object:
         if family not in built:
+            from confpy.calico import build_context  # only the BIRD templates need it
+
             built[family] = build_context(view, node_name, family)
         return built[family]
 

@@ -319,6 +319,7 @@ class Daemon:
         # full passes were the p99 of a change at 10,000 keys).
         gc.collect()
         gc.freeze()
+        gc.enable()  # off since start-up (cli.main)
         self.follower = asyncio.create_task(self._follow())
         return True
 

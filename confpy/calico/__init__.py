@@ -6,6 +6,6 @@ function returns: typed, validated objects and every decision of Calico's templa
 rules), so the templates only iterate and print.
 """
 
-from confpy.calico.context import BirdContext, Session, SettingError, build_context, hash_to_ipv4
+from confpy.calico.context import BirdContext, Session, SettingError, build_context
 
-__all__ = ["BirdContext", "Session", "SettingError", "build_context", "hash_to_ipv4"]
+__all__ = ["BirdContext", "Session", "SettingError", "build_context"]

@@ -12,8 +12,6 @@ defaults confpy adds for 2017-shaped data); each property says which.
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from confpy.calico.model import (
 )
 from confpy.errors import DataError
 from confpy.keyview import KeyView, StoreValue
+from confpy.render import hash_to_ipv4
 
 FLAVORS = ("calico", "stock")
 
@@ -49,11 +48,6 @@ class SettingError(DataError):
     def __init__(self, name: str, message: str) -> None:
         super().__init__(f"${name}", message)
         self.args = (f"environment variable {name}: {message}",)
-
-
-def hash_to_ipv4(name: str) -> str:
-    """confd's ``hashToIPv4``: the first four bytes of SHA-256(name) as a dotted quad."""
-    return str(ipaddress.IPv4Address(hashlib.sha256(name.encode("utf-8")).digest()[:4]))
 
 
 @dataclass(frozen=True, slots=True)
