@@ -1,0 +1,133 @@
+"""4. Burst: 500 puts as fast as one client can, with the default quiet window.
+
+``confpy -watch`` (default -wait-min 100ms / -wait-max 1s) follows N = 1,000 peer keys;
+the resource's reload_cmd appends a line to a file. A burst puts new values into 500
+distinct keys, either one after the other, each awaited (``sequential``: ~2 ms a put,
+the burst lasts about a second, the way a controller writes), or all 500 in flight at
+once on one gRPC channel (``pipelined``); and, to show -wait-max at work, one put every
+5 ms for 2.5 s (``paced``: the keys are never quiet for 100 ms). Counted: renders (confpy's debug log),
+file writes, reloads; timed: from the last put's acknowledgement until the file holds
+every new value (its final state), and nothing more happens for wait-max + 1 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import Daemon, Options, confpy_cmd, confpy_env, log, ms, summary, workdir, write_result
+from bench.data import PEER_PREFIX, PEERS_DEST, peer_key, peer_line, peer_value, peers, peers_confdir
+from bench.etcd import KV, etcd_server
+from bench.inotify import FileWatch, holding
+
+N = 1_000
+PUTS = 500
+WAIT_MAX = 1.0  # confpy's default -wait-max
+PACE = 0.005  # "paced": one put every 5 ms, 2.5 s in all: never quiet for 100 ms
+MODES = ("sequential", "pipelined", "paced")
+
+
+def _count(path: Path) -> int:
+    try:
+        return len(path.read_text().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+async def bursts(endpoint: str, tmp: Path, mode: str, reps: int) -> list[dict[str, Any]]:
+    reload_log = tmp / f"reloads-{mode}.log"
+    confdir = peers_confdir(tmp / f"conf-{mode}", reload_cmd=f"echo reload >> {reload_log}")
+    out = tmp / f"out-{mode}"
+    dest = out / PEERS_DEST.relative_to("/")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    watch = FileWatch([dest])
+    watch.start()
+    cmd = confpy_cmd(
+        "-watch", f"-node={endpoint}", f"-confdir={confdir}", f"-dest-root={out}", "-node-name=bench",
+        "-log-level=debug",
+    )  # fmt: skip
+    daemon = Daemon(cmd, confpy_env(), tmp / f"confpy-{mode}.log").start()
+    results = []
+    try:
+        await watch.wait(dest, holding(peer_line(N - 1, 64512)), timeout=60)
+        await asyncio.sleep(WAIT_MAX + 0.5)
+        async with KV(endpoint) as kv:
+            for rep in range(reps):
+                log_before = len(daemon.log_text())
+                reloads_before = _count(reload_log)
+                events_before = len(watch.events)
+                as_num = 70000 + rep * 1000
+                keys = [(i * 2 + rep) % N for i in range(PUTS)]  # 500 distinct keys
+                lines = [peer_line(k, as_num + j) for j, k in enumerate(keys)]
+                t_first = time.perf_counter()
+                if mode == "sequential":
+                    for j, k in enumerate(keys):
+                        await kv.put(peer_key(k), peer_value(k, as_num + j))
+                elif mode == "paced":
+                    for j, k in enumerate(keys):
+                        await kv.put(peer_key(k), peer_value(k, as_num + j))
+                        await asyncio.sleep(max(0.0, t_first + (j + 1) * PACE - time.perf_counter()))
+                else:
+                    await asyncio.gather(
+                        *(kv.put(peer_key(k), peer_value(k, as_num + j)) for j, k in enumerate(keys))
+                    )
+                t_last = time.perf_counter()
+                final = await watch.wait(dest, holding(*lines), timeout=30)
+                # Then nothing more: no late render, write or reload.
+                await asyncio.sleep(WAIT_MAX + 1.0)
+                new_log = daemon.log_text()[log_before:]
+                r = {
+                    "burst_s": t_last - t_first,
+                    "final_after_last_put_s": final - t_last,
+                    "renders": new_log.count(" rendered peers "),
+                    "writes": new_log.count(" wrote "),
+                    "file_replacements": len(watch.events) - events_before,
+                    "reloads": _count(reload_log) - reloads_before,
+                }
+                results.append(r)
+                log(
+                    f"   {mode:<10} burst {rep + 1}: 500 puts in {ms(r['burst_s']):>9};"
+                    f" renders {r['renders']}, writes {r['writes']}, reloads {r['reloads']};"
+                    f" final {ms(r['final_after_last_put_s'])} after the last put"
+                )
+        if not daemon.alive():
+            raise RuntimeError(f"confpy exited:\n{daemon.log_text()[-2000:]}")
+    finally:
+        daemon.stop()
+        watch.close()
+    return results
+
+
+def run(opts: Options) -> dict[str, Any]:
+    reps = opts.n_reps(full=5, quick=2)
+    log(f"== 4. burst of {PUTS} puts, default quiet window (100 ms / 1 s), N={N}, {reps} bursts per mode")
+    results: dict[str, Any] = {"reps": reps, "puts": PUTS, "n": N, "modes": {}}
+    with workdir("burst") as tmp, etcd_server(tmp) as etcd:
+
+        async def load() -> None:
+            async with KV(etcd.endpoint) as kv:
+                await kv.delete_prefix(PEER_PREFIX)
+                await kv.put_many(peers(N))
+
+        for mode in MODES:
+            asyncio.run(load())  # every mode starts from the same data
+            runs = asyncio.run(bursts(etcd.endpoint, tmp, mode, reps))
+            entry = {
+                "bursts": runs,
+                "reloads_median": statistics.median(r["reloads"] for r in runs),
+                "reloads_max": max(r["reloads"] for r in runs),
+                "renders_median": statistics.median(r["renders"] for r in runs),
+                "burst_s": summary([r["burst_s"] for r in runs]),
+                "final_after_last_put_s": summary([r["final_after_last_put_s"] for r in runs]),
+            }
+            results["modes"][mode] = entry
+            log(
+                f"   {mode:<10} median: reloads {entry['reloads_median']:g} (max {entry['reloads_max']}),"
+                f" renders {entry['renders_median']:g}, final"
+                f" {ms(entry['final_after_last_put_s']['p50'])} after the last put"
+            )
+    write_result(opts, "burst", results)
+    return results

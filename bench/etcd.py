@@ -1,0 +1,82 @@
+"""etcd for the benchmarks: a member on loopback (tests/etcdlab.py) and a fast writer.
+
+The writer talks gRPC directly (aetcd's generated stubs, as confpy's store does): one
+``etcdctl`` process per put costs ~20 ms of process start and would make the writer,
+not confpy, the thing measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import grpc
+from aetcd import rpc
+
+from tests.etcdlab import EtcdServer
+
+MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
+
+
+@contextlib.contextmanager
+def etcd_server(workdir: Path) -> Iterator[EtcdServer]:
+    """A single-member etcd on free loopback ports with its data dir under ``workdir``;
+    stopped by its PID and its data dir removed on exit."""
+    server = EtcdServer(workdir / "etcd")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+class KV:
+    """A minimal asyncio etcd v3 client: put, put many (transactions), delete a prefix."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.target = endpoint.split("://", 1)[-1]
+        self.channel: Any = None
+        self.kv: Any = None
+
+    async def __aenter__(self) -> KV:
+        self.channel = grpc.aio.insecure_channel(self.target)
+        self.kv = rpc.KVStub(self.channel)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.channel.close()
+
+    async def put(self, key: str, value: str) -> int:
+        """Put one key; returns the revision etcd committed it at."""
+        resp = await self.kv.Put(rpc.PutRequest(key=key.encode(), value=value.encode()), timeout=30)
+        return int(resp.header.revision)
+
+    async def put_many(self, items: Mapping[str, str] | Iterable[tuple[str, str]]) -> int:
+        """Load keys in transactions of etcd's maximum size; returns the last revision."""
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        revision = 0
+        for i in range(0, len(pairs), MAX_TXN_OPS):
+            ops = [
+                rpc.RequestOp(request_put=rpc.PutRequest(key=k.encode(), value=v.encode()))
+                for k, v in pairs[i : i + MAX_TXN_OPS]
+            ]
+            resp = await self.kv.Txn(rpc.TxnRequest(success=ops), timeout=60)
+            revision = int(resp.header.revision)
+        return revision
+
+    async def delete_prefix(self, prefix: str) -> int:
+        key = prefix.encode()
+        end = key[:-1] + bytes([key[-1] + 1])
+        resp = await self.kv.DeleteRange(rpc.DeleteRangeRequest(key=key, range_end=end), timeout=60)
+        return int(resp.header.revision)
+
+    async def count(self, prefix: str) -> int:
+        key = prefix.encode()
+        end = key[:-1] + bytes([key[-1] + 1])
+        resp = await self.kv.Range(rpc.RangeRequest(key=key, range_end=end, count_only=True), timeout=30)
+        return int(resp.count)
