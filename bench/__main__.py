@@ -18,7 +18,7 @@ BENCHMARKS = {
     "idle": "bench.b5_idle",
     "fleet": "bench.b6_fleet",
 }
-EXTRA = {"profile": "bench.hotspots", "summary": "bench.report"}
+EXTRA = {"profile": "bench.hotspots", "summary": "bench.report", "render": "bench.render_bird"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         "names",
         nargs="*",
         default=["all"],
-        help=f"all (the six benchmarks, summary, profile), {', '.join(BENCHMARKS)}, summary, profile",
+        help=f"all (the six benchmarks, summary, profile), {', '.join(BENCHMARKS)}, summary, profile, render",
     )
     p.add_argument("--quick", action="store_true", help="fewer repetitions, shorter windows")
     p.add_argument("--reps", type=int, help="repetitions per case (overrides each benchmark's default)")

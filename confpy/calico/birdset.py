@@ -14,9 +14,11 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from confpy.cache import Cache
 from confpy.keyview import KeyView
 from confpy.render import Renderer
 from confpy.resource import TemplateResource, load_resources
+from confpy.stores.base import Snapshot
 
 DAEMONS = {4: "bird", 6: "bird6"}
 
@@ -37,10 +39,8 @@ class BirdSet:
 
     def views(self, values: Mapping[str, str]) -> dict[str, tuple[TemplateResource, KeyView]]:
         """Destination file name -> (resource, the keys it reads)."""
-        return {
-            r.dest.name: (r, KeyView(r.prefix, {k: v for k, v in values.items() if r.reads(k)}))
-            for r in self.resources
-        }
+        cache = Cache(Snapshot(0, dict(values)))
+        return {r.dest.name: (r, cache.view(r)) for r in self.resources}
 
     def render(self, values: Mapping[str, str]) -> dict[str, str]:
         """Destination file name -> rendered text; raises RenderError on the first failure."""
