@@ -178,6 +178,8 @@ class Applier:
                 cmd = check_command(t.resource.check_cmd, str(stage.paths[t.dest]))
                 result = run_shell(cmd, t.resource.check_timeout)
                 steps.append(Step("check", t.resource.name, result.ok, result.seconds))
+                if result.ok and result.output.strip():  # a failure's output is in its error
+                    log.debug("check of %s said: %s", t.resource.name, self.redact(result.output.strip()))
                 results.append(result)
         return results
 
