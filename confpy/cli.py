@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from confpy import __version__
-from confpy.errors import ConfigError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+from confpy.errors import EXIT_USAGE, ConfigError
 
 _BOOL = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}
 

@@ -10,6 +10,10 @@ def printable(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii")
 
 
+# Exit status of -onetime, -noop and --stdout (the README's table).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
 class ConfpyError(Exception):
     """Base class of every error confpy reports to the operator."""
 

@@ -116,9 +116,6 @@ class KeyView:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._values
-
     def full_key(self, key: str) -> str:
         """The store key behind a relative key."""
         return self.prefix + key

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from confpy.apply import Applier, Cause, Mode, Status, UnitResult
 from confpy.cache import Cache
-from confpy.errors import ConfigError, RenderError
+from confpy.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, ConfigError, RenderError
 from confpy.health import Health
 from confpy.logs import LEVELS
 from confpy.notify import Notifier
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("confpy")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 RETRY_MIN, RETRY_MAX = 1.0, 60.0
 
 
