@@ -354,7 +354,11 @@ def test_signal_bird_by_name_leaves_bird6_alone(birds: Callable[..., BirdDaemon]
     if others:
         pytest.skip(f"other BIRD daemons run on this machine ({', '.join(others)}); not signalling them")
     bird, bird6 = birds("bird"), birds("bird6")
-    assert other_birds({bird.pid, bird6.pid}) == []
+    others = other_birds({bird.pid, bird6.pid})
+    if (
+        others
+    ):  # another test run started one meanwhile (tests/test_units_bird.py has a private PID namespace)
+        pytest.skip(f"other BIRD daemons started meanwhile ({', '.join(others)}); not signalling them")
     r = signal_process(ReloadSpec(signal="HUP", process="bird"))
     assert r.ok, r.summary()
     assert r.output == f"sent SIGHUP to pid {bird.pid}\n"
