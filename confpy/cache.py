@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 
-from confpy.keyview import KeyView, StoreValue
+from confpy.keyview import KeyView, StoreValue, keys_with_prefix
 from confpy.resource import TemplateResource
 from confpy.stores.base import Changes, Resync, Snapshot, WatchEvent, under
 
@@ -73,12 +73,7 @@ class Cache:
         self._views.clear()
 
     def items_under(self, prefix: str) -> Iterable[tuple[str, StoreValue]]:
-        keys = self._keys
-        i = bisect.bisect_left(keys, prefix)
-        while i < len(keys) and keys[i].startswith(prefix):
-            if under(keys[i], prefix):
-                yield keys[i], self.values[keys[i]]
-            i += 1
+        return ((k, self.values[k]) for k in keys_with_prefix(self._keys, prefix) if under(k, prefix))
 
     def view(self, resource: TemplateResource) -> KeyView:
         """The keys ``resource`` reads, with its prefix cut off (kept, and kept current)."""

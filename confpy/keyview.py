@@ -184,12 +184,7 @@ class KeyView:
         return full_key[len(self.prefix) :] or "/"
 
     def _range(self, head: str) -> Iterator[str]:
-        """Keys starting with the string ``head``, in order (bisect, no full scan)."""
-        keys = self._keys
-        i = bisect.bisect_left(keys, head)
-        while i < len(keys) and keys[i].startswith(head):
-            yield keys[i]
-            i += 1
+        return keys_with_prefix(self._keys, head)
 
     def _children(self, path: str, dirs_only: bool) -> list[str]:
         base = path.rstrip("/")
@@ -200,6 +195,14 @@ class KeyView:
             if name and (sep or not dirs_only):
                 names.add(name)
         return sorted(names)
+
+
+def keys_with_prefix(keys: list[str], head: str) -> Iterator[str]:
+    """The keys of a sorted list that start with the string ``head``, in order (bisect, no full scan)."""
+    i = bisect.bisect_left(keys, head)
+    while i < len(keys) and keys[i].startswith(head):
+        yield keys[i]
+        i += 1
 
 
 def _wrap(value: str, full_key: str) -> StoreValue:

@@ -136,9 +136,7 @@ def write_new_file(path: Path, content: bytes, mode: int, uid: int | None, gid: 
     """Create ``path`` exclusively (never through a planted link), write, set mode/owner, fsync."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, content)
         if uid is not None or gid is not None:
             os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
         os.fchmod(fd, mode)
@@ -179,11 +177,17 @@ def _replace_across_devices(target: Target) -> None:
         raise
 
 
+def _write_all(fd: int, content: bytes) -> None:
+    view = memoryview(content)
+    while view:  # os.write may write less than it was given
+        view = view[os.write(fd, view) :]
+
+
 def _write_in_place(target: Target) -> None:
     # A bind-mounted file cannot be renamed over; readers may see a partial write here.
     fd = os.open(target.dest, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
-        os.write(fd, target.content)
+        _write_all(fd, target.content)
         os.fchmod(fd, target.mode)
         os.fsync(fd)
     finally:
