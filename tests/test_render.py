@@ -104,3 +104,28 @@ def test_templates_are_compiled_once(tmp_path: Path) -> None:
 def test_trailing_newline_is_kept_and_block_lines_vanish(tmp_path: Path) -> None:
     out = render(tmp_path, "{% for i in seq(1, 2) %}\nline {{ i }}\n{% endfor %}\n")
     assert out == "line 1\nline 2\n"
+
+
+def test_attributes_of_json_objects_resolve_as_in_jinja(tmp_path: Path) -> None:
+    # d.ip is the item; d.items stays dict's method (attribute first, as Jinja does),
+    # so a key named "items" is reached by subscript only.
+    data = {"/x": '{"ip": "1.2.3.4", "items": "shadowed"}'}
+    out = render(
+        tmp_path,
+        "{% set d = json(getv('/x')) %}{{ d.ip }} {{ d['items'] }} {{ d.items() | list | length }}",
+        data,
+    )
+    assert out == "1.2.3.4 shadowed 2"
+
+
+def test_functions_that_ask_for_the_context_still_get_it(tmp_path: Path) -> None:
+    import jinja2
+
+    @jinja2.pass_context
+    def who(context: jinja2.runtime.Context) -> str:
+        return str(context["node_name"])
+
+    (tmp_path / "t.j2").write_text("{{ who() }} {{ base('/a/b') }}")
+    renderer = Renderer(tmp_path)
+    renderer.env.globals["who"] = who
+    assert renderer.render("t.j2", KeyView("", {}), "node1") == "node1 b"
