@@ -1,5 +1,3 @@
-import sys
+from confpy.cli import run
 
-from confpy.cli import main
-
-sys.exit(main())
+run()

@@ -13,7 +13,7 @@ import gc
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from confpy import __version__
 from confpy.errors import EXIT_USAGE, ConfigError
@@ -174,5 +174,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.enable()  # main() may run inside another program (the tests)
 
 
+def run() -> NoReturn:
+    """The ``confpy`` command: :func:`main`, then exit."""
+    code = main()
+    # The process ends here. Interpreter shutdown would run one more full collection
+    # over every object start-up made (a tenth of a -onetime run at 10,000 keys);
+    # frozen objects are left out of it. Buffers, handlers and atexit still run as usual.
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
