@@ -11,9 +11,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 
-from confpy.keyview import KeyView, StoreValue, keys_with_prefix
+from confpy.keyview import KeyView, StoreValue, keys_under
 from confpy.resource import TemplateResource
-from confpy.stores.base import Changes, Resync, Snapshot, WatchEvent, under
+from confpy.stores.base import Changes, Resync, Snapshot, WatchEvent
 
 
 class Cache:
@@ -59,10 +59,10 @@ class Cache:
                     view.put(key, value)
 
     def _resync(self, snap: Snapshot) -> set[str]:
-        old = self.values
-        changed = {k for k in old.keys() | snap.values.keys() if old.get(k) != snap.values.get(k)}
+        old, new = self.values, snap.values
+        changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)} if old else set(new)
         # Unchanged values keep their objects (and what json() parsed of them).
-        self.values = {k: old[k] if k not in changed else StoreValue(v, k) for k, v in snap.values.items()}
+        self.values = {k: old[k] if k not in changed else StoreValue(v, k) for k, v in new.items()}
         self._keys = sorted(self.values)
         self._views.clear()
         self.revision = snap.revision
@@ -73,7 +73,8 @@ class Cache:
         self._views.clear()
 
     def items_under(self, prefix: str) -> Iterable[tuple[str, StoreValue]]:
-        return ((k, self.values[k]) for k in keys_with_prefix(self._keys, prefix) if under(k, prefix))
+        values = self.values
+        return ((k, values[k]) for k in keys_under(self._keys, prefix))
 
     def view(self, resource: TemplateResource) -> KeyView:
         """The keys ``resource`` reads, with its prefix cut off (kept, and kept current)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import NamedTuple
@@ -97,7 +98,9 @@ class KeyView:
     def __init__(self, prefix: str, values: Mapping[str, str]) -> None:
         self.prefix = "" if prefix in ("", "/") else prefix.rstrip("/")
         cut = len(self.prefix)
-        self._values: dict[str, StoreValue] = {(k[cut:] or "/"): _wrap(v, k) for k, v in values.items()}
+        self._values: dict[str, StoreValue] = {
+            (k[cut:] or "/"): v if type(v) is StoreValue else StoreValue(v, k) for k, v in values.items()
+        }
         self._keys: list[str] = sorted(self._values)
 
     # --- kept up to date by the cache, change by change (no rebuild of 10,000 keys) ---
@@ -166,10 +169,9 @@ class KeyView:
         rel = self._relative(full_path)
         if rel is None:
             return
-        for k in self._range(rel):
-            if under(k, rel):
-                v = self._values[k]
-                yield v.key, v
+        for k in keys_under(self._keys, rel):
+            v = self._values[k]
+            yield v.key, v
 
     def lookup_full(self, full_key: str) -> StoreValue | None:
         """The value at a full store key, or None."""
@@ -183,7 +185,7 @@ class KeyView:
             return None
         return full_key[len(self.prefix) :] or "/"
 
-    def _range(self, head: str) -> Iterator[str]:
+    def _range(self, head: str) -> list[str]:
         return keys_with_prefix(self._keys, head)
 
     def _children(self, path: str, dirs_only: bool) -> list[str]:
@@ -197,12 +199,33 @@ class KeyView:
         return sorted(names)
 
 
-def keys_with_prefix(keys: list[str], head: str) -> Iterator[str]:
-    """The keys of a sorted list that start with the string ``head``, in order (bisect, no full scan)."""
-    i = bisect.bisect_left(keys, head)
-    while i < len(keys) and keys[i].startswith(head):
-        yield keys[i]
-        i += 1
+def keys_with_prefix(keys: list[str], head: str) -> list[str]:
+    """The keys of a sorted list that start with the string ``head``, in order: one slice
+    between two bisections (every such key lies in [head, head with its last character
+    incremented))."""
+    start = bisect.bisect_left(keys, head)
+    if not head:
+        return keys[start:]
+    last = ord(head[-1])
+    if last == sys.maxunicode:  # no successor character: walk instead
+        end = start
+        while end < len(keys) and keys[end].startswith(head):
+            end += 1
+    else:
+        end = bisect.bisect_left(keys, head[:-1] + chr(last + 1), start)
+    return keys[start:end]
+
+
+def keys_under(keys: list[str], prefix: str) -> list[str]:
+    """The keys of a sorted list for which :func:`under` holds, in order."""
+    if not prefix or prefix == "/":
+        return keys[:]
+    if prefix.endswith("/"):
+        return keys_with_prefix(keys, prefix)
+    below = keys_with_prefix(keys, prefix + "/")
+    i = bisect.bisect_left(keys, prefix)
+    # ``prefix`` itself sorts before everything below it.
+    return [prefix, *below] if i < len(keys) and keys[i] == prefix else below
 
 
 def _wrap(value: str, full_key: str) -> StoreValue:

@@ -21,13 +21,21 @@ MIN_LENGTH = 4  # shorter strings are everywhere in a log; the statement pattern
 _BIRD_PASSWORD = re.compile(r'(\bpassword\s+")[^"\n]*(")')
 
 
-def _json_secrets(value: str) -> set[str]:
-    if not any(f'"{field}"' in value for field in SENSITIVE_FIELDS):
-        return set()
+_FIELD_NEEDLES = tuple(f'"{field}"' for field in SENSITIVE_FIELDS)
+_NONE: frozenset[str] = frozenset()
+
+
+def _json_secrets(value: str) -> frozenset[str]:
+    # Most values name no sensitive field: a substring test per field, no parse.
+    for needle in _FIELD_NEEDLES:
+        if needle in value:
+            break
+    else:
+        return _NONE
     try:
         doc = json.loads(value)
     except ValueError:
-        return set()
+        return _NONE
     found: set[str] = set()
 
     def walk(node: Any) -> None:
@@ -42,7 +50,7 @@ def _json_secrets(value: str) -> set[str]:
                 walk(item)
 
     walk(doc)
-    return found
+    return frozenset(found)
 
 
 class Redactor:
@@ -50,29 +58,30 @@ class Redactor:
 
     def __init__(self, sensitive_keys: Iterable[str] = ()) -> None:
         self._patterns = [glob_regex(p) for p in sensitive_keys]
-        self._by_key: dict[str, set[str]] = {}
+        self._by_key: dict[str, frozenset[str]] = {}
         self._pattern: re.Pattern[str] | None = None
 
     def observe(self, values: Mapping[str, str | None]) -> None:
         """Take note of new values (None: the key was deleted)."""
         changed = False
+        by_key = self._by_key
         for key, value in values.items():
-            found = set() if value is None else self._secrets_of(key, value)
-            if found or key in self._by_key:
-                changed |= self._by_key.get(key) != found
+            found = _NONE if value is None else self._secrets_of(key, value)
+            if found or key in by_key:
+                changed |= by_key.get(key) != found
                 if found:
-                    self._by_key[key] = found
+                    by_key[key] = found
                 else:
-                    self._by_key.pop(key, None)
+                    by_key.pop(key, None)
         if changed:
             secrets = sorted(
                 {s for group in self._by_key.values() for s in group if len(s) >= MIN_LENGTH}, key=len
             )
             self._pattern = re.compile("|".join(re.escape(s) for s in reversed(secrets))) if secrets else None
 
-    def _secrets_of(self, key: str, value: str) -> set[str]:
-        if value and any(p.match(key) for p in self._patterns):
-            return {value}
+    def _secrets_of(self, key: str, value: str) -> frozenset[str]:
+        if self._patterns and value and any(p.match(key) for p in self._patterns):
+            return frozenset((value,))
         return _json_secrets(value)
 
     def holds_secret(self, text: str) -> bool:
