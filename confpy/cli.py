@@ -17,8 +17,7 @@ from typing import Any, NoReturn
 
 from confpy import __version__
 from confpy.errors import EXIT_USAGE, ConfigError
-
-_BOOL = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}
+from confpy.settings import build_settings, parse_bool
 
 DESCRIPTION = """\
 Keep configuration files in step with a key-value store (etcd v3, data files or the
@@ -55,9 +54,9 @@ examples:
 
 def _bool(text: str) -> bool:
     try:
-        return _BOOL[text.lower()]
-    except KeyError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not true or false") from None
+        return parse_bool(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,7 +150,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from confpy.logs import setup_logging
         from confpy.redact import Redactor
         from confpy.scheduler import Engine
-        from confpy.settings import build_settings
 
         flags = parse_flags(sys.argv[1:] if argv is None else argv)
         try:

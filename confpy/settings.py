@@ -81,18 +81,23 @@ _ALIASES = {
 }
 
 
+def parse_bool(value: object) -> bool:
+    """A boolean setting, as a flag (``-watch=false``), a variable or the config file gives it."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "t", "true", "yes", "on"):
+        return True
+    if text in ("0", "f", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
+
+
 def _coerce(name: str, value: Any, source: str) -> Any:
     kind = str(_FIELD_TYPES[name])
     try:
         if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "t", "true", "yes", "on"):
-                return True
-            if text in ("0", "f", "false", "no", "off", ""):
-                return False
-            raise ValueError(f"{value!r} is not a boolean")
+            return parse_bool(value)
         if kind.startswith("list"):
             items = value if isinstance(value, list) else str(value).split(",")
             return [str(i).strip() for i in items if str(i).strip()]

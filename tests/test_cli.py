@@ -129,3 +129,15 @@ def test_empty_tls_flags_mean_unset_as_calicos_scripts_pass_them() -> None:
         {"NODENAME": "n"},
     )
     assert (s.client_cert, s.client_key, s.client_ca_keys) == (None, None, None)
+
+
+def test_a_switch_takes_the_words_its_environment_variable_takes() -> None:
+    assert parse_flags(["-watch=yes", "-noop=off", "-onetime"]) == {
+        "watch": True,
+        "noop": False,
+        "onetime": True,
+    }
+    assert build_settings({"files": ["x"]}, {"CONFPY_WATCH": "yes", "NODENAME": "n"}).watch is True
+    with pytest.raises(SystemExit) as exit_:
+        parse_flags(["-watch=maybe"])
+    assert exit_.value.code == 2
