@@ -400,13 +400,18 @@ class Daemon:
             self.last_change = now
             self.wake.set()
 
+    def _batch_due(self) -> float | None:
+        """When the pending changes are applied: after -wait-min without a new change, at
+        the latest -wait-max after the first one (None: nothing pending)."""
+        if not self.dirty or self.first_change is None:
+            return None
+        return min(self.last_change + self.settings.wait_min, self.first_change + self.settings.wait_max)
+
     def _due_in(self) -> float | None:
         """Seconds until the next thing to do (None: nothing scheduled)."""
         now = time.monotonic()
-        times = []
-        if self.dirty and self.first_change is not None:
-            quiet = self.last_change + self.settings.wait_min
-            times.append(min(quiet, self.first_change + self.settings.wait_max))
+        batch = self._batch_due()
+        times = [] if batch is None else [batch]
         times.extend(r.due for r in self.retries.values() if r.due != math.inf)
         if self.watching and self.settings.interval:
             times.append(self.next_reconcile)
@@ -424,14 +429,8 @@ class Daemon:
                 self.hup = False
                 await self._reload_config()
             now = time.monotonic()
-            if (
-                self.dirty
-                and self.first_change is not None
-                and (
-                    now >= self.last_change + self.settings.wait_min
-                    or now >= self.first_change + self.settings.wait_max
-                )
-            ):
+            batch_due = self._batch_due()
+            if batch_due is not None and now >= batch_due:
                 batch, self.dirty, self.first_change = self.dirty, {}, None
                 await self._apply(batch)
             due = {name: set[str]() for name, r in self.retries.items() if r.due <= now}
