@@ -220,21 +220,18 @@ def mark_pending(marker: Path, targets: Sequence[Target]) -> None:
     fsync_dir(marker.parent)
 
 
-def remove_stale_stages(base: Path) -> list[Path]:
-    """Stage directories left by a confpy process that is gone (killed mid-apply)."""
-    removed: list[Path] = []
+def remove_stale_stages(base: Path) -> None:
+    """Remove the stage directories left by a confpy process that is gone (killed mid-apply)."""
     try:
         entries = list(base.iterdir())
     except OSError:
-        return removed
+        return
     for entry in entries:
         if not entry.name.startswith(STAGE_PREFIX) or not entry.is_dir() or entry.is_symlink():
             continue
         pid_text = entry.name[len(STAGE_PREFIX) :].split("-", 1)[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
             shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-    return removed
 
 
 def _alive(pid: int) -> bool:

@@ -3,7 +3,7 @@
 Renders every resource of a confdir (``conf.d/*.toml`` + ``templates/``) the way the
 daemon does (each resource sees only the keys it reads, with its prefix cut off), and
 checks a family's main file with ``bird -p`` / ``bird6 -p`` with its includes beside
-it. Used by the tests, the benchmarks and the examples; the daemon goes through the
+it. Used by the tests and the benchmarks; the daemon goes through the
 scheduler and the writer instead.
 """
 
