@@ -36,7 +36,6 @@ def main(argv: list[str] | None = None) -> int:
         "--rev",
         help="measure this git revision (extracted apart) instead of the working tree, e.g. HEAD or HEAD~1",
     )
-    p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     names: list[str] = []
     for n in args.names:
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             names.append(n)
         else:
             p.error(f"unknown benchmark {n!r}")
-    opts = Options(quick=args.quick, reps=args.reps, results=args.results, verbose=args.verbose)
+    opts = Options(quick=args.quick, reps=args.reps, results=args.results)
     source = use_revision(args.rev)
     m = machine_info()
     log(f"confpy bench: {m['date']}, {m['nproc']} cores ({m['cpu']}), Python {m['python']}, {m['etcd']}")

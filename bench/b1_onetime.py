@@ -8,7 +8,6 @@ compare, nothing written). Baselines: ``python -c pass`` and ``confpy --version`
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import statistics
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from bench.common import (
     write_result,
 )
 from bench.data import PEER_PREFIX, PEERS_DEST, peers, peers_confdir, write_data_file
-from bench.etcd import KV, etcd_server
+from bench.etcd import etcd_server, load
 
 SIZES = (100, 1_000, 10_000)
 
@@ -106,13 +105,7 @@ def run(opts: Options) -> dict[str, Any]:
         with etcd_server(tmp) as etcd:
             for n in SIZES:
                 data = peers(n)
-
-                async def load(data: dict[str, str] = data) -> None:
-                    async with KV(etcd.endpoint) as kv:
-                        await kv.delete_prefix(PEER_PREFIX)
-                        await kv.put_many(data)
-
-                asyncio.run(load())
+                load(etcd.endpoint, data, clear=PEER_PREFIX)
                 cmd = confpy_cmd("-onetime", f"-node={etcd.endpoint}", *base)
                 results["cases"][f"etcd N={n} fresh"] = measure(
                     f"etcd   N={n:>6} fresh", cmd, env, reps, fresh, lines_are(n)

@@ -10,7 +10,6 @@ the checked variant runs only where ``bird`` is installed.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from typing import Any
 
@@ -18,7 +17,8 @@ from bench import common
 from bench.b1_onetime import measure
 from bench.common import Options, confpy_cmd, confpy_env, log, workdir, write_result
 from bench.data import BIRD_CONFIG_DIR, BIRD_FILES, bird_confdir, cluster
-from bench.etcd import KV, etcd_server
+from bench.etcd import etcd_server, load
+from tests.birdproc import bird_binary
 
 CASES: dict[str, tuple[int, int]] = {  # name: (nodes, IPv4 blocks on node1)
     "10 nodes": (10, 1),
@@ -29,8 +29,7 @@ CASES: dict[str, tuple[int, int]] = {  # name: (nodes, IPv4 blocks on node1)
 
 
 def bird_available() -> bool:
-    path = "/usr/sbin:/sbin:/usr/bin:/bin"
-    return shutil.which("bird", path=path) is not None and shutil.which("bird6", path=path) is not None
+    return bird_binary("bird") is not None and bird_binary("bird6") is not None
 
 
 def run(opts: Options) -> dict[str, Any]:
@@ -59,13 +58,7 @@ def run(opts: Options) -> dict[str, Any]:
         with etcd_server(tmp) as etcd:
             for case, (nodes, blocks) in CASES.items():
                 data = cluster(nodes, blocks_on_node1=blocks)
-
-                async def load(data: dict[str, str] = data) -> None:
-                    async with KV(etcd.endpoint) as kv:
-                        await kv.delete_prefix("/calico")
-                        await kv.put_many(data)
-
-                asyncio.run(load())
+                load(etcd.endpoint, data, clear="/calico")
                 base = [
                     "-onetime",
                     f"-node={etcd.endpoint}",

@@ -30,7 +30,7 @@ from bench.common import (
     write_result,
 )
 from bench.data import PEER_PREFIX, PEERS_DEST, peer_key, peer_line, peer_value, peers, peers_confdir
-from bench.etcd import KV, etcd_server
+from bench.etcd import KV, etcd_server, load
 from bench.inotify import FileWatch, holding
 
 SIZES = (1_000, 10_000)
@@ -122,13 +122,7 @@ def run(opts: Options) -> dict[str, Any]:
         confdir = peers_confdir(tmp / "conf")
         with etcd_server(tmp) as etcd:
             for n in SIZES:
-
-                async def load(n: int = n) -> None:
-                    async with KV(etcd.endpoint) as kv:
-                        await kv.delete_prefix(PEER_PREFIX)
-                        await kv.put_many(peers(n))
-
-                asyncio.run(load())
+                load(etcd.endpoint, peers(n), clear=PEER_PREFIX)
                 runs = []
                 for rep in range(reps):
                     r = asyncio.run(

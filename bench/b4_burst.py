@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.common import Daemon, Options, confpy_cmd, confpy_env, log, ms, summary, workdir, write_result
 from bench.data import PEER_PREFIX, PEERS_DEST, peer_key, peer_line, peer_value, peers, peers_confdir
-from bench.etcd import KV, etcd_server
+from bench.etcd import KV, etcd_server, load
 from bench.inotify import FileWatch, holding
 
 N = 1_000
@@ -106,14 +106,8 @@ def run(opts: Options) -> dict[str, Any]:
     log(f"== 4. burst of {PUTS} puts, default quiet window (100 ms / 1 s), N={N}, {reps} bursts per mode")
     results: dict[str, Any] = {"reps": reps, "puts": PUTS, "n": N, "modes": {}}
     with workdir("burst") as tmp, etcd_server(tmp) as etcd:
-
-        async def load() -> None:
-            async with KV(etcd.endpoint) as kv:
-                await kv.delete_prefix(PEER_PREFIX)
-                await kv.put_many(peers(N))
-
         for mode in MODES:
-            asyncio.run(load())  # every mode starts from the same data
+            load(etcd.endpoint, peers(N), clear=PEER_PREFIX)  # every mode starts from the same data
             runs = asyncio.run(bursts(etcd.endpoint, tmp, mode, reps))
             entry = {
                 "bursts": runs,

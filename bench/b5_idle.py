@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.common import Daemon, Options, confpy_cmd, confpy_env, cpu_ns, log, mib, workdir, write_result
 from bench.data import PEER_PREFIX, PEERS_DEST, peer_line, peers, peers_confdir
-from bench.etcd import KV, etcd_server
+from bench.etcd import etcd_server, load
 from bench.inotify import FileWatch, holding
 
 SETTLE = 3.0
@@ -88,13 +88,7 @@ def run(opts: Options) -> dict[str, Any]:
         loaded = 0
         for n, interval in cases:
             if n != loaded:
-
-                async def load(n: int = n) -> None:
-                    async with KV(etcd.endpoint) as kv:
-                        await kv.delete_prefix(PEER_PREFIX)
-                        await kv.put_many(peers(n))
-
-                asyncio.run(load())
+                load(etcd.endpoint, peers(n), clear=PEER_PREFIX)
                 loaded = n
             r = asyncio.run(idle_run(etcd.endpoint, etcd.pid, tmp, n, interval, window))
             name = f"N={n} {'-watch -interval 1' if interval else '-watch'}"

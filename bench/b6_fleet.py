@@ -35,7 +35,7 @@ from bench.common import (
     write_result,
 )
 from bench.data import BIRD_CONFIG_DIR, cluster, node_name, pool_key, pool_value
-from bench.etcd import KV, etcd_server
+from bench.etcd import KV, etcd_server, load
 from bench.inotify import FileWatch, holding
 
 NODES = 50
@@ -166,12 +166,7 @@ def run(opts: Options) -> dict[str, Any]:
     log(f"== 6. fleet: {NODES} watchers, one etcd; {reps} pool additions")
     with workdir("fleet") as tmp, etcd_server(tmp) as etcd:
         assert etcd.pid is not None
-
-        async def load() -> None:
-            async with KV(etcd.endpoint) as kv:
-                await kv.put_many(cluster(NODES))
-
-        asyncio.run(load())
+        load(etcd.endpoint, cluster(NODES))
         result = asyncio.run(fleet(etcd.endpoint, etcd.pid, tmp, NODES, reps))
         p = result["pool_added"]
         log(

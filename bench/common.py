@@ -9,7 +9,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -85,7 +84,6 @@ class Options:
     quick: bool = False
     reps: int | None = None  # None: the benchmark's own default (fewer with --quick)
     results: Path = RESULTS
-    verbose: bool = False
 
     def n_reps(self, full: int, quick: int) -> int:
         return self.reps if self.reps is not None else (quick if self.quick else full)
@@ -151,24 +149,11 @@ def confpy_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def confpy_cmd(*args: str, config_file: Path | None = None) -> list[str]:
-    """``python -m confpy ARGS`` with this checkout's confpy and an empty config file,
-    so a /etc/confpy/confpy.toml on the machine cannot change what is measured."""
-    cfg = config_file or _empty_config()
-    return [PYTHON, "-m", "confpy", f"-config-file={cfg}", *args]
-
-
-_EMPTY_CONFIG: Path | None = None
-
-
-def _empty_config() -> Path:
-    global _EMPTY_CONFIG
-    if _EMPTY_CONFIG is None or not _EMPTY_CONFIG.exists():
-        fd, name = tempfile.mkstemp(prefix="confpy-bench-", suffix=".toml")
-        os.close(fd)
-        _EMPTY_CONFIG = Path(name)
-        atexit.register(_EMPTY_CONFIG.unlink, missing_ok=True)
-    return _EMPTY_CONFIG
+def confpy_cmd(*args: str) -> list[str]:
+    """``python -m confpy ARGS`` with this checkout's confpy and an empty config file
+    (/dev/null: no settings), so a /etc/confpy/confpy.toml on the machine cannot change
+    what is measured."""
+    return [PYTHON, "-m", "confpy", "-config-file=/dev/null", *args]
 
 
 @dataclass
@@ -198,9 +183,7 @@ sys.exit(os.waitstatus_to_exitcode(status) & 255)
 """
 
 
-def run_measured(
-    cmd: Sequence[str], env: Mapping[str, str], *, timeout: float = 300.0, cwd: Path | None = None
-) -> Measured:
+def run_measured(cmd: Sequence[str], env: Mapping[str, str], *, timeout: float = 300.0) -> Measured:
     """Run ``cmd`` to completion: wall time from before the fork to after the exit, and
     the child's peak RSS and CPU from its own rusage (GNU ``time -f``; else a launcher)."""
     with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as usage_file:
@@ -210,7 +193,7 @@ def run_measured(
             wrapped = [PYTHON, "-I", "-S", "-c", _LAUNCHER, usage_file.name, *cmd]
         start = time.perf_counter()
         proc = subprocess.Popen(
-            wrapped, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd
+            wrapped, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
         )
         # A blocking waitpid: Popen.wait(timeout) polls with sleeps of up to 50 ms, which
         # would quantise the wall time. A timer kills a run that overruns.
@@ -241,7 +224,6 @@ class Daemon:
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     peak_rss: int = 0
-    returncode: int | None = None
     ps: psutil.Process | None = field(default=None, repr=False)
 
     def start(self) -> Daemon:
@@ -258,6 +240,11 @@ class Daemon:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """Its exit status once it was reaped (by :meth:`stop` or :meth:`alive`), else None."""
+        return None if self.proc is None else self.proc.returncode
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -290,36 +277,32 @@ class Daemon:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, wait (SIGKILL after ``timeout``); records the peak RSS of its life."""
-        if self.proc is None or self.returncode is not None:
+        if self.proc is None or self.proc.returncode is not None:
             return
         self.peak_rss = max(self.peak_rss, self.hwm())
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, _ = os.wait4(self.proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                pid, status, _ = os.wait4(self.proc.pid, 0)
-                break
-            time.sleep(0.01)
-        self.returncode = self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.proc.terminate()  # nothing if it already exited
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @contextlib.contextmanager
 def daemons(items: Sequence[Daemon]) -> Iterator[Sequence[Daemon]]:
-    """Start ``items``; whatever happens, stop every one of them by its PID."""
+    """Start ``items``; whatever happens, stop every one of them by its PID (all signalled
+    first, so that they exit in parallel), after recording each one's peak RSS."""
     try:
         for d in items:
             d.start()
         yield items
     finally:
-        for d in items:
-            if d.proc is not None and d.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(d.proc.pid, signal.SIGTERM)
+        live = [d for d in items if d.proc is not None and d.proc.returncode is None]
+        for d in live:  # before any signal: VmHWM is gone once a process exited
+            d.peak_rss = max(d.peak_rss, d.hwm())
+        for d in live:
+            assert d.proc is not None
+            d.proc.terminate()
         for d in items:
             d.stop()
 
@@ -401,13 +384,3 @@ def workdir(prefix: str) -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
-
-
-def wait_until(condition: Any, timeout: float, what: str, step: float = 0.01) -> float:
-    """Poll ``condition()`` until true; returns the seconds it took."""
-    start = time.perf_counter()
-    while not condition():
-        if time.perf_counter() - start > timeout:
-            raise TimeoutError(f"{what}: not within {timeout:g} s")
-        time.sleep(step)
-    return time.perf_counter() - start

@@ -143,9 +143,9 @@ def pool_key(cidr: str) -> str:
     return f"/calico/v1/ipam/{family}/pool/{_block_key(net)}"
 
 
-def bird_confdir(root: Path, *, reload_cmd: str = "true") -> Path:
-    """The repo's conf.d/ and templates/ with the reload by signal replaced by
-    ``reload_cmd`` (no bird daemon runs here); checks (``bird -p -c``) kept."""
+def bird_confdir(root: Path) -> Path:
+    """The repo's conf.d/ and templates/ with the reload by signal replaced by ``true``
+    (no bird daemon runs here); checks (``bird -p -c``) kept."""
     src = common.SOURCE.root
     shutil.copytree(src / "templates", root / "templates", dirs_exist_ok=True)
     (root / "conf.d").mkdir(parents=True, exist_ok=True)
@@ -155,6 +155,6 @@ def bird_confdir(root: Path, *, reload_cmd: str = "true") -> Path:
             for line in toml.read_text().splitlines()
             if not line.startswith(("reload_signal", "reload_process"))
         ]
-        lines.append(f"reload_cmd = {json.dumps(reload_cmd)}")
+        lines.append('reload_cmd = "true"')
         (root / "conf.d" / toml.name).write_text("\n".join(lines) + "\n")
     return root

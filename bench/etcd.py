@@ -7,6 +7,7 @@ not confpy, the thing measured.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -75,8 +76,15 @@ class KV:
         resp = await self.kv.DeleteRange(rpc.DeleteRangeRequest(key=key, range_end=end), timeout=60)
         return int(resp.header.revision)
 
-    async def count(self, prefix: str) -> int:
-        key = prefix.encode()
-        end = key[:-1] + bytes([key[-1] + 1])
-        resp = await self.kv.Range(rpc.RangeRequest(key=key, range_end=end, count_only=True), timeout=30)
-        return int(resp.count)
+
+def load(endpoint: str, data: Mapping[str, str], *, clear: str | None = None) -> None:
+    """Put ``data`` into etcd (transactions of etcd's maximum size), after deleting every
+    key under the prefix ``clear`` if given. Synchronous: runs its own event loop."""
+
+    async def go() -> None:
+        async with KV(endpoint) as kv:
+            if clear is not None:
+                await kv.delete_prefix(clear)
+            await kv.put_many(data)
+
+    asyncio.run(go())

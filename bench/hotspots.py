@@ -27,10 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import common
 from bench.b3_watch import CHANGES, one_run
 from bench.common import Options, confpy_cmd, confpy_env, log, run_measured, workdir, write_result
 from bench.data import PEER_PREFIX, PEERS_DEST, peers, peers_confdir
-from bench.etcd import KV, etcd_server
+from bench.etcd import etcd_server, load
 
 ONETIME_RUNS = 10
 TOP = 15
@@ -52,7 +53,7 @@ def _short(frame: str) -> str:
     if not m:
         return frame.strip()
     path = m["file"]
-    for marker in ("site-packages/", "/lib/python3.11/", "/work/main/", str(Path.cwd()) + "/"):
+    for marker in ("site-packages/", "/lib/python3.11/", f"{common.SOURCE.root}/", f"{Path.cwd()}/"):
         if marker in path:
             path = path.split(marker, 1)[1]
     return f"{path}:{m['func']}"
@@ -123,7 +124,7 @@ def importtime(cmd: list[str], env: dict[str, str]) -> tuple[str, dict[str, Any]
     }
 
 
-def cprofile(cmd: list[str], env: dict[str, str], out: Path) -> tuple[str, dict[str, Any]]:
+def cprofile(cmd: list[str], env: dict[str, str], out: Path) -> str:
     prof = out.with_suffix(".prof")
     p = subprocess.run(
         [cmd[0], "-m", "cProfile", "-o", str(prof), *cmd[1:]],
@@ -133,7 +134,7 @@ def cprofile(cmd: list[str], env: dict[str, str], out: Path) -> tuple[str, dict[
         timeout=120,
     )
     if p.returncode != 0 or not prof.exists():
-        return f"== cProfile failed: {p.stderr[-1000:]}", {}
+        return f"== cProfile failed: {p.stderr[-1000:]}"
     text = io.StringIO()
     stats = pstats.Stats(str(prof), stream=text)
     stats.strip_dirs()
@@ -142,7 +143,7 @@ def cprofile(cmd: list[str], env: dict[str, str], out: Path) -> tuple[str, dict[
     text.write("== by cumulative time\n")
     stats.sort_stats("cumulative").print_stats(2 * TOP)
     prof.unlink()
-    return text.getvalue(), {}
+    return text.getvalue()
 
 
 def spy_command(spy: str, cmd: list[str], env: dict[str, str], out: Path, runs: int) -> str:
@@ -194,23 +195,14 @@ def run(opts: Options) -> dict[str, Any]:
         confdir = peers_confdir(tmp / "conf")
         dest_root = tmp / "out"
         (dest_root / PEERS_DEST.relative_to("/")).parent.mkdir(parents=True)
-
-        def load(n: int) -> None:
-            async def go() -> None:
-                async with KV(etcd.endpoint) as kv:
-                    await kv.delete_prefix(PEER_PREFIX)
-                    await kv.put_many(peers(n))
-
-            asyncio.run(go())
-
-        load(10_000)
+        load(etcd.endpoint, peers(10_000), clear=PEER_PREFIX)
         onetime = confpy_cmd(
             "-onetime", f"-node={etcd.endpoint}", f"-confdir={confdir}", f"-dest-root={dest_root}",
             "-node-name=bench", "-log-level=warning",
         )  # fmt: skip
         text, result["importtime"] = importtime(onetime, env)
         reports.append(text)
-        text, _ = cprofile(onetime, env, opts.results / "profile-onetime-cprofile")
+        text = cprofile(onetime, env, opts.results / "profile-onetime-cprofile")
         (opts.results / "profile-onetime-cprofile.txt").write_text(text)
         reports.append(text)
         if spy:
@@ -221,7 +213,7 @@ def run(opts: Options) -> dict[str, Any]:
             )
             reports.append(text)
             for n in (10_000, 1_000):
-                load(n)
+                load(etcd.endpoint, peers(n), clear=PEER_PREFIX)
                 out = tmp / f"watch-{n}.txt"
                 r = asyncio.run(
                     one_run(

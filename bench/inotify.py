@@ -123,22 +123,10 @@ class FileWatch:
 
     async def wait(self, path: Path, predicate: Callable[[str], bool], timeout: float) -> float:
         """Time at which ``path`` held content satisfying ``predicate`` (checked now too)."""
-        assert self._changed is not None, "start() first"
-        deadline = time.perf_counter() + timeout
-        if _holds(path, predicate):
-            return time.perf_counter()
-        while True:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                raise TimeoutError(f"{path} did not reach the expected content within {timeout:g} s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), left)
-            self._changed.clear()
-            if path in self._dirty:
-                self._dirty.discard(path)
-                seen = self._last.get(path, time.perf_counter())
-                if _holds(path, predicate):
-                    return seen
+        try:
+            return (await self.wait_all([path], predicate, timeout))[path]
+        except TimeoutError:
+            raise TimeoutError(f"{path} did not reach the expected content within {timeout:g} s") from None
 
     async def wait_all(
         self, paths: list[Path], predicate: Callable[[str], bool], timeout: float

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Options, log, write_result
+from bench.common import REPO, Options, log, write_result
 from bench.data import cluster, node_name
 from confpy.calico.birdset import BirdSet, bird_check
 
-ROOT = Path(__file__).resolve().parents[1]
 CASES: dict[str, tuple[int, int]] = {"1,000 nodes": (1_000, 1), "10,000 blocks on node1": (100, 10_000)}
 
 
@@ -27,7 +26,7 @@ def run(opts: Options) -> dict[str, Any]:
     reps = opts.n_reps(full=7, quick=3)
     log(f"== render: the six BIRD files in-process ({reps} runs each)")
     os.environ["BIRD_FLAVOR"] = "stock"
-    birdset = BirdSet(ROOT, node_name(1))
+    birdset = BirdSet(REPO, node_name(1))
     results: dict[str, Any] = {"reps": reps, "cases": {}}
     for case, (nodes, blocks) in CASES.items():
         keys = cluster(nodes, blocks_on_node1=blocks)
