@@ -19,14 +19,27 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-_SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: Where Debian puts bird, birdc and ip, searched after ``$PATH``.
+SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 MINIMAL_CONFIG = "router id 10.0.0.1;\nprotocol device {}\n"
 
 
 def bird_binary(name: str = "bird") -> str | None:
-    """Path of ``bird``/``bird6``/``birdc``, or None if not installed."""
-    return shutil.which(name) or shutil.which(name, path=_SBIN_PATH)
+    """Path of ``bird``/``bird6``/``birdc`` (or another binary such as ``ip``) on
+    ``$PATH`` or in :data:`SBIN_PATH`, or None if not installed."""
+    return shutil.which(name) or shutil.which(name, path=SBIN_PATH)
+
+
+def bird_answers(ctl: Path) -> bool:
+    """True when BIRD greets on its control socket ``ctl`` (``0001 BIRD x.y ready.``)."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(1.0)
+            s.connect(str(ctl))
+            return s.recv(256).startswith(b"0001 ")
+    except OSError:
+        return False
 
 
 def config_text(body: str, log: Path) -> str:
@@ -37,10 +50,10 @@ def config_text(body: str, log: Path) -> str:
 class BirdDaemon:
     """One running BIRD daemon; use :meth:`start`."""
 
-    def __init__(self, kind: str, workdir: Path, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, kind: str, workdir: Path) -> None:
         self.kind = kind
         self.workdir = workdir
-        self.proc = proc
+        self.proc: subprocess.Popen[bytes]  # set by start()
         self.config = workdir / f"{kind}.conf"
         self.socket = workdir / f"{kind}.ctl"
         self.pidfile = workdir / f"{kind}.pid"
@@ -59,20 +72,19 @@ class BirdDaemon:
         if binary is None:
             raise FileNotFoundError(f"{kind} is not installed")
         workdir.mkdir(parents=True, exist_ok=True)
-        config = workdir / f"{kind}.conf"
-        log = workdir / f"{kind}.log"
-        config.write_text(config_text(body, log))
-        with open(workdir / f"{kind}.stderr", "wb") as err:
-            proc = subprocess.Popen(
+        daemon = cls(kind, workdir)
+        daemon.config.write_text(config_text(body, daemon.log))
+        with open(daemon.stderr, "wb") as err:
+            daemon.proc = subprocess.Popen(
                 [
                     binary,
                     "-f",
                     "-c",
-                    str(config),
+                    str(daemon.config),
                     "-s",
-                    str(workdir / f"{kind}.ctl"),
+                    str(daemon.socket),
                     "-P",
-                    str(workdir / f"{kind}.pid"),
+                    str(daemon.pidfile),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=err,
@@ -80,7 +92,6 @@ class BirdDaemon:
                 cwd=workdir,
                 start_new_session=True,
             )
-        daemon = cls(kind, workdir, proc)
         try:
             daemon._wait_ready(timeout)
         except BaseException:
@@ -94,7 +105,7 @@ class BirdDaemon:
             if self.proc.poll() is not None:
                 err = self.stderr.read_text(errors="replace")
                 raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}: {err}")
-            if self._pidfile_ok() and self._answers():
+            if self._pidfile_ok() and bird_answers(self.socket):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.kind} not ready within {timeout:g} s")
@@ -103,15 +114,6 @@ class BirdDaemon:
     def _pidfile_ok(self) -> bool:
         try:
             return self.pidfile.read_text().strip() == str(self.pid)
-        except OSError:
-            return False
-
-    def _answers(self) -> bool:
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(1.0)
-                s.connect(str(self.socket))
-                return s.recv(256).startswith(b"0001 ")
         except OSError:
             return False
 

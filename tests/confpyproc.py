@@ -111,6 +111,11 @@ class App:
         self.procs.append(proc)
         return proc
 
+    def close(self) -> None:
+        """Stop (kill) every watcher started by :meth:`watch`."""
+        for p in self.procs:
+            p.close()
+
     def wait_file(self, text: str, timeout: float = 15.0) -> None:
         logs = "\n".join(p.log for p in self.procs)
         wait_for(lambda: read(self.out) == text, timeout, f"{self.out} to read {text!r}; logs:\n{logs}")

@@ -201,7 +201,6 @@ class EtcdServer:
             raise EtcdError(f"{self.name} is already running")
         if ETCD is None:
             raise EtcdError("etcd is not installed")
-        url = f"{self.scheme}://{HOST}:{self.client_port}"
         args = [
             ETCD,
             "--name",
@@ -209,9 +208,9 @@ class EtcdServer:
             "--data-dir",
             str(self.data_dir),
             "--listen-client-urls",
-            url,
+            self.endpoint,
             "--advertise-client-urls",
-            url,
+            self.endpoint,
             "--listen-peer-urls",
             self.peer_url,
             "--initial-advertise-peer-urls",
@@ -314,7 +313,7 @@ class EtcdServer:
         self._signal(signal.SIGCONT)
         self.paused = False
 
-    def restart(self, *, client_port: int | None = None, wait: bool = True) -> None:
+    def restart(self, *, client_port: int | None = None) -> None:
         """Stop (if running) and start again on the same data dir.
 
         ``client_port`` moves the client listener, e.g. to a port no client knows
@@ -323,7 +322,7 @@ class EtcdServer:
         self.stop()
         if client_port is not None:
             self.client_port = client_port
-        self.start(wait=wait)
+        self.start()
 
     def close(self) -> None:
         """Stop and remove the data dir (etcd preallocates 64 MB of WAL); a workdir
@@ -501,20 +500,11 @@ class EtcdCluster:
     def put(self, key: str, value: str | bytes) -> int:
         return self.live().put(key, value)
 
-    def delete(self, key: str, *, prefix: bool = False) -> int:
-        return self.live().delete(key, prefix=prefix)
-
     def txn(self, puts: dict[str, str] | None = None, deletes: Sequence[str] = ()) -> int:
         return self.live().txn(puts, deletes)
 
     def get_prefix(self, prefix: str) -> dict[str, str]:
         return self.live().get_prefix(prefix)
-
-    def revision(self) -> int:
-        return self.live().revision()
-
-    def compact(self, revision: int | None = None) -> int:
-        return self.live().compact(revision)
 
     def close(self) -> None:
         try:

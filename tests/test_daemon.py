@@ -9,6 +9,7 @@ import pytest
 from confpy.scheduler import Daemon, Engine
 from confpy.settings import Settings
 from confpy.stores.memory import MemoryStore
+from tests.confpyproc import read
 from tests.conftest import MakeConfdir
 
 
@@ -18,13 +19,6 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.01)
-
-
-def read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
 
 
 class Harness:

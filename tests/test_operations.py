@@ -37,8 +37,7 @@ peer {{ peer.ip }} password "{{ peer.password }}";
 def app(make_confdir: MakeConfdir, tmp_path: Path, etcd_prefix: str) -> Iterator[App]:
     a = App(make_confdir, tmp_path, etcd_prefix, template=TEMPLATE)
     yield a
-    for p in a.procs:
-        p.close()
+    a.close()
 
 
 def get(url: str) -> tuple[int, str]:

@@ -21,8 +21,7 @@ from tests.etcdlab import EtcdCluster, EtcdServer, free_ports
 def app(make_confdir: MakeConfdir, tmp_path: Path, etcd_prefix: str) -> Iterator[App]:
     a = App(make_confdir, tmp_path, etcd_prefix)
     yield a
-    for p in a.procs:
-        p.close()
+    a.close()
 
 
 def seed(server: EtcdServer | EtcdCluster, app: App) -> None:

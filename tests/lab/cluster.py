@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -41,20 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.birdproc import SBIN_PATH, bird_answers, bird_binary
 from tests.etcdlab import ETCD, ETCDCTL, EtcdServer
 from tests.lab import cleanup
 
 ROOT = Path(__file__).resolve().parents[2]
-SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def _which(name: str) -> str | None:
-    return shutil.which(name) or shutil.which(name, path=SBIN_PATH)
-
-
-BIRD = _which("bird")
-BIRDC = _which("birdc")
-IP_PATH = _which("ip")
+BIRD = bird_binary("bird")
+BIRDC = bird_binary("birdc")
+IP_PATH = bird_binary("ip")
 IP = IP_PATH or "ip"
 
 LAB_NET = "10.99.0.0/24"
@@ -192,17 +185,6 @@ def tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def bird_answers(ctl: Path) -> bool:
-    """True when BIRD greets on its control socket (``0001 BIRD x.y ready.``)."""
-    try:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(1.0)
-            s.connect(str(ctl))
-            return s.recv(256).startswith(b"0001 ")
-    except OSError:
-        return False
-
-
 @dataclass
 class Lab:
     """A lab of ``size`` nodes; :meth:`up` builds it, :meth:`close` removes it all."""
@@ -317,7 +299,6 @@ class Lab:
             assert t["reload_birdc"] == str(ctl) and t["dest"].startswith(str(n.out)), text
             assert not {"reload_signal", "reload_process"} & set(t), text
             (n.confdir / "conf.d" / toml.name).write_text(text)
-        (n.dir / "confpy.toml").write_text("# empty: no settings from /etc/confpy\n")
 
     def _start_confpy(self, n: Node) -> None:
         assert self.state is not None and self.etcd is not None
@@ -339,7 +320,7 @@ class Lab:
         env.pop("CALICO_ROUTER_ID", None)
         args = [
             sys.executable, "-m", "confpy", "-watch",
-            "-config-file", str(n.dir / "confpy.toml"),
+            "-config-file=/dev/null",  # no settings from /etc/confpy
             "-confdir", str(n.confdir),
             "-node", self.etcd.endpoint,
             "-node-name", n.name,
@@ -570,11 +551,10 @@ class Lab:
             return False
         return all(have.get(p, "").startswith(text) for p, text in want.items())
 
-    def mesh_up(self, nodes: Iterable[str] | None = None) -> bool:
+    def mesh_up(self) -> bool:
         """Every node has exactly one Established BGP session per other node (and nothing else)."""
-        names = list(nodes or self.nodes)
-        for name in names:
-            want = {"Mesh_" + self.nodes[o].addr.replace(".", "_") for o in names if o != name}
+        for name in self.nodes:
+            want = {"Mesh_" + n.addr.replace(".", "_") for o, n in self.nodes.items() if o != name}
             protos = self.protocols(name)
             if set(protos) != want or self.established(name) != want:
                 return False
@@ -636,9 +616,9 @@ class Lab:
             lambda: all(self.settled(n) for n in self.nodes), timeout, "every confpy has reloaded its BIRD"
         )
 
-    def wait_quiet(self, seconds: float = 0.0) -> None:
+    def wait_quiet(self) -> None:
         """Let the quiet window and one apply pass (so a late reload would be seen)."""
-        time.sleep(seconds or (_seconds(self.wait_max) + 0.5))
+        time.sleep(_seconds(self.wait_max) + 0.5)
 
     # ------------------------------------------------------------------ diagnostics
     def show(self, node: str) -> str:

@@ -31,13 +31,6 @@ from tests.lab.cluster import IP, G, Lab, LabError, block_key, block_of, missing
 CONFIRMED = '{"state":"confirmed","deleted":false}'
 
 
-def kernel_has(lab: Lab, node: str, prefix: str) -> bool:
-    r = run(
-        [IP, "-4", "-n", lab.nodes[node].ns, "route", "show", prefix, "proto", "bird"], check=False, timeout=5
-    )
-    return bool(r.stdout.strip())
-
-
 def put_and_time(
     lab: Lab, owner: str, cidr: str, timeout: float = 30.0
 ) -> tuple[float, float, dict[str, float]]:
@@ -49,7 +42,7 @@ def put_and_time(
     seen: dict[str, float] = {}
     while len(seen) < len(others):
         for n in others:
-            if n not in seen and kernel_has(lab, n, cidr):
+            if n not in seen and cidr in lab.kernel_routes(n):
                 seen[n] = time.monotonic() - start
         if time.monotonic() - start > timeout:
             raise LabError(f"{cidr} not in {set(others) - set(seen)} after {timeout:g} s\n{lab.report()}")
@@ -108,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         after = lab.reload_counts()
         for n in lab.nodes:
             print(f"  {n}: BIRD reloads for this change: {after[n][0] - before[n][0]}")
-            print("--- node2: ip route")
+        print("--- node2: ip route")
         print(run([IP, "-4", "-n", lab.nodes["node2"].ns, "route", "show"]).stdout.rstrip())
         lab.delete(block_key("node1", cidr))
         lab.wait_converged(30.0)
