@@ -18,7 +18,7 @@ from bench.b1_onetime import measure
 from bench.common import Options, confpy_cmd, confpy_env, log, workdir, write_result
 from bench.data import BIRD_CONFIG_DIR, BIRD_FILES, bird_confdir, cluster
 from bench.etcd import etcd_server, load
-from tests.birdproc import bird_binary
+from tests.support.bird_daemon import bird_binary
 
 CASES: dict[str, tuple[int, int]] = {  # name: (nodes, IPv4 blocks on node1)
     "10 nodes": (10, 1),

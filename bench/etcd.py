@@ -1,4 +1,4 @@
-"""etcd for the benchmarks: a member on loopback (tests/etcdlab.py) and a fast writer.
+"""etcd for the benchmarks: a member on loopback (tests/support/etcd_server.py) and a fast writer.
 
 The writer talks gRPC directly (aetcd's generated stubs, as confpy's store does): one
 ``etcdctl`` process per put costs ~20 ms of process start and would make the writer,
@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from aetcd import rpc
 
-from tests.etcdlab import EtcdServer
+from tests.support.etcd_server import EtcdServer
 
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 

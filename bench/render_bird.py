@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.common import REPO, Options, log, write_result
 from bench.data import cluster, node_name
-from confpy.calico.birdset import BirdSet, bird_check
+from tests.support.birdset import BirdSet, bird_check
 
 CASES: dict[str, tuple[int, int]] = {"1,000 nodes": (1_000, 1), "10,000 blocks on node1": (100, 10_000)}
 

@@ -43,6 +43,13 @@ class Mode(enum.Enum):
     SYNC_ONLY = "sync-only"  # write files; run no check and no reload (confd's -sync-only)
 
 
+class StepKind(enum.Enum):
+    RENDER = "render"
+    CHECK = "check"
+    WRITE = "write"
+    RELOAD = "reload"
+
+
 class Status(enum.Enum):
     IN_SYNC = "in sync"
     APPLIED = "applied"
@@ -54,7 +61,7 @@ class Status(enum.Enum):
 class Step:
     """One render, check, write or reload: for metrics and per-resource status."""
 
-    kind: str  # render, check, write, reload
+    kind: StepKind
     name: str  # the resource (the unit, for a reload)
     ok: bool
     seconds: float
@@ -65,7 +72,7 @@ class UnitResult:
     unit: str
     status: Status
     changed: list[Path] = field(default_factory=list)
-    failed_step: str = ""  # render, write, check or reload
+    failed_step: StepKind | None = None
     error: str = ""
     report: str = ""  # -noop: what would change
     steps: list[Step] = field(default_factory=list)
@@ -76,7 +83,7 @@ class UnitResult:
 
     @property
     def reloads(self) -> int:
-        return sum(1 for s in self.steps if s.kind == "reload" and s.ok)
+        return sum(1 for s in self.steps if s.kind is StepKind.RELOAD and s.ok)
 
 
 ViewFor = Callable[[TemplateResource], KeyView]
@@ -99,17 +106,26 @@ class Cause:
 
 
 class _Failed(Exception):
-    def __init__(self, step: str, error: str) -> None:
+    def __init__(self, step: StepKind, error: str) -> None:
         super().__init__(error)
         self.step = step
 
 
+@dataclass(frozen=True, slots=True)
+class Text:
+    """One resource's new content, and whether it holds a secret (it is then 0600)."""
+
+    resource: TemplateResource
+    content: bytes
+    secret: bool
+
+
 @dataclass
 class Rendered:
-    """A unit's files rendered and compared with the disk, or why they could not be."""
+    """A unit's files rendered, or why they could not be."""
 
     unit: Unit
-    targets: list[Target] = field(default_factory=list)
+    texts: list[Text] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     failure: _Failed | None = None
 
@@ -126,50 +142,50 @@ class Applier:
         return self.complete(self.render(unit, view_for), cause)
 
     def render(self, unit: Unit, view_for: ViewFor) -> Rendered:
-        """Render every file of the unit and compare it with the disk. Pure CPU work on the
-        key views: the daemon does it on its event loop, where the views cannot change."""
+        """Render every file of the unit: CPU work on the key views, no I/O. The daemon
+        does it on its event loop, where the views cannot change meanwhile."""
         rendered = Rendered(unit)
         try:
-            rendered.targets = self._render(unit, view_for, rendered.steps)
+            rendered.texts = self._render(unit, view_for, rendered.steps)
         except _Failed as exc:
             rendered.failure = exc
         return rendered
 
     def complete(self, rendered: Rendered, cause: Cause | None = None) -> UnitResult:
-        """Stage, check, replace and reload what :meth:`render` produced (blocking I/O)."""
+        """Compare with the disk, stage, check, replace and reload what :meth:`render`
+        produced (blocking I/O)."""
         unit, steps = rendered.unit, rendered.steps
         try:
             if rendered.failure is not None:
                 raise rendered.failure
+            targets = _read_targets(rendered.texts)
             if self.mode is Mode.NOOP:
-                result = self._review(unit, rendered.targets, steps)
+                result = self._review(unit, targets, steps)
             else:
-                result = self._apply(unit, rendered.targets, cause or Cause(), steps)
+                result = self._apply(unit, targets, cause or Cause(), steps)
         except _Failed as exc:
             error = self.redact(str(exc))
-            log.error("unit %s: %s failed: %s", unit.name, exc.step, error, extra={"unit": unit.name})
+            log.error("unit %s: %s failed: %s", unit.name, exc.step.value, error, extra={"unit": unit.name})
             result = UnitResult(unit.name, Status.FAILED, failed_step=exc.step, error=error)
         result.steps = steps
         return result
 
-    def _render(self, unit: Unit, view_for: ViewFor, steps: list[Step]) -> list[Target]:
-        targets = []
+    def _render(self, unit: Unit, view_for: ViewFor, steps: list[Step]) -> list[Text]:
+        texts = []
         for r in unit.resources:
             start = time.perf_counter()
             try:
                 view = view_for(r)
                 text = self.renderer.render(r.src, view, self.node_name)
-                targets.append(read_target(r, text.encode(), secret=self.redact.holds_secret(text)))
             except RenderError as exc:
-                steps.append(Step("render", r.name, False, time.perf_counter() - start))
-                raise _Failed("render", str(exc)) from None
-            except WriteError as exc:
-                raise _Failed("write", str(exc)) from None
+                steps.append(Step(StepKind.RENDER, r.name, False, time.perf_counter() - start))
+                raise _Failed(StepKind.RENDER, str(exc)) from None
+            texts.append(Text(r, text.encode(), self.redact.holds_secret(text)))
             seconds = time.perf_counter() - start
-            steps.append(Step("render", r.name, True, seconds))
+            steps.append(Step(StepKind.RENDER, r.name, True, seconds))
             log.debug("rendered %s from %d keys in %.1f ms", r.name, len(view), seconds * 1e3,
                       extra={"resource": r.name, "ms": round(seconds * 1e3, 2)})  # fmt: skip
-        return targets
+        return texts
 
     def _checks(self, targets: list[Target], stage: Stage, steps: list[Step]) -> list[CommandResult]:
         results = []
@@ -177,7 +193,7 @@ class Applier:
             if t.resource.check_cmd:
                 cmd = check_command(t.resource.check_cmd, str(stage.paths[t.dest]))
                 result = run_shell(cmd, t.resource.check_timeout)
-                steps.append(Step("check", t.resource.name, result.ok, result.seconds))
+                steps.append(Step(StepKind.CHECK, t.resource.name, result.ok, result.seconds))
                 if result.ok and result.output.strip():  # a failure's output is in its error
                     log.debug("check of %s said: %s", t.resource.name, self.redact(result.output.strip()))
                 results.append(result)
@@ -203,9 +219,9 @@ class Applier:
         if self.mode is not Mode.SYNC_ONLY:
             for spec in unit.reloads():
                 outcome = run_reload(spec)
-                steps.append(Step("reload", unit.name, outcome.ok, outcome.seconds))
+                steps.append(Step(StepKind.RELOAD, unit.name, outcome.ok, outcome.seconds))
                 if not outcome.ok:
-                    raise _Failed("reload", outcome.summary())
+                    raise _Failed(StepKind.RELOAD, outcome.summary())
                 log.info("unit %s: reloaded: %s", unit.name, outcome.summary(),
                          extra={"unit": unit.name, "ms": round(outcome.seconds * 1e3, 1)})  # fmt: skip
         marker.unlink(missing_ok=True)
@@ -217,12 +233,12 @@ class Applier:
         try:
             stage = Stage(targets)
         except WriteError as exc:
-            raise _Failed("write", str(exc)) from None
+            raise _Failed(StepKind.WRITE, str(exc)) from None
         try:
             if self.mode is not Mode.SYNC_ONLY:
                 failures = [c for c in self._checks(targets, stage, steps) if not c.ok]
                 if failures:
-                    raise _Failed("check", "\n".join(c.summary() for c in failures))
+                    raise _Failed(StepKind.CHECK, "\n".join(c.summary() for c in failures))
             # The marker records a reload owed or a unit half replaced; one file and no
             # reload can be neither, and its write would cost two more fsyncs per change.
             if len(changed) > 1 or (unit.reloads() and self.mode is not Mode.SYNC_ONLY):
@@ -232,9 +248,9 @@ class Applier:
                 try:
                     replace(stage.paths[t.dest], t)
                 except WriteError as exc:
-                    steps.append(Step("write", t.resource.name, False, time.perf_counter() - start))
-                    raise _Failed("write", str(exc)) from None
-                steps.append(Step("write", t.resource.name, True, time.perf_counter() - start))
+                    steps.append(Step(StepKind.WRITE, t.resource.name, False, time.perf_counter() - start))
+                    raise _Failed(StepKind.WRITE, str(exc)) from None
+                steps.append(Step(StepKind.WRITE, t.resource.name, True, time.perf_counter() - start))
         finally:
             if self.keep_stage:
                 log.info("unit %s: staged files kept in %s", unit.name, stage.dir)
@@ -250,7 +266,7 @@ class Applier:
         try:
             stage = Stage(targets, root=Path(tempfile.gettempdir()))
         except WriteError as exc:
-            raise _Failed("write", str(exc)) from None
+            raise _Failed(StepKind.WRITE, str(exc)) from None
         try:
             checks = self._checks(targets, stage, steps)
         finally:
@@ -262,8 +278,17 @@ class Applier:
         report = self.redact("\n".join(parts))
         if failed:
             error = self.redact("\n".join(c.summary() for c in failed))
-            return UnitResult(unit.name, Status.FAILED, failed_step="check", error=error, report=report)
+            return UnitResult(
+                unit.name, Status.FAILED, failed_step=StepKind.CHECK, error=error, report=report
+            )
         return UnitResult(unit.name, Status.WOULD_CHANGE, [t.dest for t in changed], report=report)
+
+
+def _read_targets(texts: list[Text]) -> list[Target]:
+    try:
+        return [read_target(t.resource, t.content, t.secret) for t in texts]
+    except WriteError as exc:
+        raise _Failed(StepKind.WRITE, str(exc)) from None
 
 
 def _diff(t: Target) -> str:

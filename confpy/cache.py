@@ -11,7 +11,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 
-from confpy.keyview import KeyView, StoreValue, keys_under
+from confpy.keys import keys_under
+from confpy.keyview import KeyView, StoreValue
 from confpy.resource import TemplateResource
 from confpy.stores.base import Changes, Resync, Snapshot, WatchEvent
 

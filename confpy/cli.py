@@ -147,9 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # its first apply is done and those objects are frozen out of its way.
     gc.disable()
     try:
+        from confpy.engine import Engine
         from confpy.logs import setup_logging
         from confpy.redact import Redactor
-        from confpy.scheduler import Engine
 
         flags = parse_flags(sys.argv[1:] if argv is None else argv)
         try:

@@ -1,10 +1,10 @@
 """Check and reload commands: run with a timeout, output captured, process group killed.
 
 Commands given as strings run through ``/bin/sh -c`` (confd compatible). Reloads can
-also be done without a shell (see :class:`ReloadSpec`): a signal sent with psutil to
-processes found by exact name or to the pid in a pid file, or BIRD's ``configure``
-spoken directly on its control socket, so that a configuration BIRD refuses is a
-failure and not a logged success.
+also be done without a shell (see :class:`~confpy.resource.ReloadSpec`): a signal sent
+with psutil to processes found by exact name or to the pid in a pid file, or BIRD's
+``configure`` spoken on its control socket (:mod:`confpy.birdctl`), so that a
+configuration BIRD refuses is a failure and not a logged success.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import re
 import selectors
 import shlex
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from confpy import birdctl
+from confpy.resource import ReloadSpec, parse_signal
 
 if TYPE_CHECKING:
     import psutil
@@ -35,14 +37,6 @@ OUTPUT_LIMIT = 64 * 1024
 _DRAIN_SECONDS = 0.5
 #: The kernel truncates process names (``comm``) to this many characters.
 _COMM_LEN = 15
-#: BIRD's reply codes for an accepted ``configure``.
-_BIRD_OK = {
-    "0003": "reconfigured",
-    "0004": "reconfiguration in progress",
-    "0005": "reconfiguration queued",
-}
-_BIRD_FINAL = re.compile(r"^(\d{4}) ")
-_BIRD_REPLY_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,40 +216,6 @@ def _kill_group(pid: int) -> None:
 # --------------------------------------------------------------------------- reload
 
 
-@dataclass(frozen=True, slots=True)
-class ReloadSpec:
-    """How to tell a daemon to re-read its files. At most one way is set.
-
-    - ``command``: a shell command (confd's ``reload_cmd``);
-      with ``ok_pattern``, success also needs a line of its output to match
-      (``birdc configure`` exits 0 even when BIRD rejects the file).
-    - ``signal`` with ``process`` (exact process name) or ``pidfile``: no shell.
-      With both, the process of the pid file must also have that name.
-    - ``birdc``: the path of BIRD's control socket; sends ``configure`` and reads
-      BIRD's reply code.
-    """
-
-    command: str | None = None
-    signal: str | None = None
-    process: str | None = None
-    pidfile: str | None = None
-    birdc: str | None = None
-    ok_pattern: str | None = None
-    timeout: float = 60.0
-
-    def describe(self) -> str:
-        if self.command:
-            return self.command
-        if self.birdc:
-            return f"birdc configure via {self.birdc}"
-        target = f"process {self.process!r}" if self.process else f"pid in {self.pidfile}"
-        try:
-            name = parse_signal(self.signal or "").name
-        except ValueError:
-            name = f"signal {self.signal!r}"
-        return f"{name} to {target}"
-
-
 def run_reload(spec: ReloadSpec) -> CommandResult:
     """Run one reload; the result is ok only if the daemon took it."""
     if spec.command:
@@ -280,17 +240,6 @@ def run_reload(spec: ReloadSpec) -> CommandResult:
     if spec.birdc:
         return birdc_configure(spec.birdc, spec.timeout)
     return signal_process(spec)
-
-
-def parse_signal(value: str) -> signal.Signals:
-    """``"HUP"``, ``"SIGHUP"``, ``"hup"`` or ``"1"`` → ``Signals.SIGHUP``; ValueError if none."""
-    text = value.strip().upper()
-    try:
-        if text.isdigit():
-            return signal.Signals(int(text))
-        return signal.Signals[text if text.startswith("SIG") else "SIG" + text]
-    except (KeyError, ValueError):
-        raise ValueError(f"{value!r} is not a signal such as 'HUP' or '1'") from None
 
 
 def signal_process(spec: ReloadSpec) -> CommandResult:
@@ -393,88 +342,28 @@ def _process_from_pidfile(path: str, name: str | None) -> psutil.Process | str:
     return proc
 
 
-# --------------------------------------------------------------------------- BIRD
-
-
 def birdc_configure(socket_path: str, timeout: float) -> CommandResult:
     """Ask BIRD to re-read its configuration over its control socket (as ``birdc
     configure`` does) and judge BIRD's reply: ok only on 0003, 0004 or 0005."""
     start = time.monotonic()
-    deadline = start + timeout
-    what = f"birdc configure via {socket_path}"
-    where = f"BIRD control socket {socket_path}"
     received = bytearray()
 
     def result(ok: bool, detail: str, timed_out: bool = False) -> CommandResult:
-        return CommandResult(
-            ok,
-            what,
-            received.decode(errors="replace"),
-            time.monotonic() - start,
-            timed_out=timed_out,
-            detail=detail,
-        )
+        output = received.decode(errors="replace")
+        seconds = time.monotonic() - start
+        what = f"birdc configure via {socket_path}"
+        return CommandResult(ok, what, output, seconds, timed_out=timed_out, detail=detail)
 
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(max(timeout, 0.001))
-            try:
-                sock.connect(socket_path)
-            except FileNotFoundError:
-                return result(False, f"{where} does not exist (is BIRD running?)")
-            except ConnectionRefusedError:
-                return result(False, f"{where} refuses connections (is BIRD running?)")
-            except OSError as exc:
-                return result(False, f"cannot connect to {where}: {exc}")
-            greeting = _bird_reply(sock, received, deadline)
-            if greeting is None:
-                return result(False, f"BIRD closed {socket_path} before its greeting")
-            if greeting[0] != "0001":
-                return result(False, f"unexpected greeting from BIRD: {greeting[0]} {greeting[1]}")
-            received.clear()
-            sock.sendall(b"configure\n")
-            reply = _bird_reply(sock, received, deadline)
+        reply = birdctl.command(socket_path, "configure", timeout, received)
+    except birdctl.BirdNotRunning as exc:
+        return result(False, f"{exc} (is BIRD running?)")
     except TimeoutError:
         return result(False, f"no complete reply from BIRD on {socket_path} within {timeout:g} s", True)
-    except _ReplyTooLong:
-        return result(False, f"BIRD's reply on {socket_path} exceeds {_BIRD_REPLY_LIMIT} bytes")
+    except birdctl.BirdError as exc:
+        return result(False, str(exc))
     except OSError as exc:
-        return result(False, f"{where}: {exc}")
-    if reply is None:
-        return result(False, f"BIRD closed {socket_path} without answering 'configure'")
-    code, message = reply
-    if code in _BIRD_OK:
-        return result(True, f"BIRD: {code} {message}")
-    return result(False, f"BIRD refused the configuration: {code} {message}")
-
-
-class _ReplyTooLong(Exception):
-    pass
-
-
-def _bird_reply(sock: socket.socket, buf: bytearray, deadline: float) -> tuple[str, str] | None:
-    """Read one reply of BIRD's control protocol into ``buf``; its final code and message.
-
-    Lines ``NNNN-text`` and `` text`` (continuations) go on; ``NNNN text`` ends the
-    reply; ``+text`` lines are asynchronous messages. None if BIRD closes first.
-    """
-    scanned = 0
-    while True:
-        end = buf.find(b"\n", scanned)
-        if end >= 0:
-            line = buf[scanned:end].decode(errors="replace")
-            scanned = end + 1
-            m = _BIRD_FINAL.match(line)
-            if m:
-                return m.group(1), line[5:].strip()
-            continue
-        if len(buf) > _BIRD_REPLY_LIMIT:
-            raise _ReplyTooLong
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        sock.settimeout(remaining)
-        data = sock.recv(65536)
-        if not data:
-            return None
-        buf += data
+        return result(False, f"BIRD control socket {socket_path}: {exc}")
+    if reply.code in birdctl.CONFIGURE_OK:
+        return result(True, f"BIRD: {reply.code} {reply.message}")
+    return result(False, f"BIRD refused the configuration: {reply.code} {reply.message}")

@@ -9,13 +9,12 @@ the key it came from.
 from __future__ import annotations
 
 import bisect
-import re
-import sys
+import json
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from confpy.stores.base import under
+from confpy.errors import DataError
+from confpy.keys import covers, glob_regex, keys_under, keys_with_prefix, literal_head
 
 
 class StoreValue(str):
@@ -33,6 +32,28 @@ class StoreValue(str):
         self = super().__new__(cls, value)
         self.key = key
         return self
+
+
+def parse_json(value: str) -> Any:
+    """``value`` parsed as JSON; a store value is parsed once and its object kept (shared
+    by every reader: treat it as read-only). A value that is not JSON raises
+    :class:`DataError` naming its key (ValueError for a string not from the store)."""
+    if type(value) is StoreValue:
+        try:
+            return value.parsed
+        except AttributeError:
+            pass
+    try:
+        parsed = json.loads(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        # RecursionError: "[[[[..." nested deeper than Python's parser recurses.
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        if isinstance(value, StoreValue):
+            raise DataError(value.key, f"invalid JSON: {why}") from None
+        raise ValueError(f"invalid JSON: {why}") from None
+    if type(value) is StoreValue:
+        value.parsed = parsed
+    return parsed
 
 
 class KVPair(NamedTuple):
@@ -57,39 +78,6 @@ class MissingKeyError(LookupError):
         super().__init__(full_key)
         self.key = key
         self.full_key = full_key
-
-
-_GLOB_META = re.compile(r"[*?\[\\]")
-
-
-@lru_cache(maxsize=512)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Go's ``path.Match`` as a regex: ``*`` and ``?`` never cross ``/``."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "\\" and i + 1 < len(pattern):
-            i += 1
-            out.append(re.escape(pattern[i]))
-        elif c == "[":
-            end = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("^", "!") else i + 1)
-            if end < 0:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : end]
-                if body[:1] in ("^", "!"):
-                    body = "^" + body[1:]
-                out.append("(?!/)[" + body.replace("\\", "\\\\") + "]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"\Z")
 
 
 class KeyView:
@@ -142,7 +130,7 @@ class KeyView:
 
     def gets(self, pattern: str) -> list[KVPair]:
         """Pairs whose key matches the glob, sorted by key."""
-        head = _literal_head(pattern)
+        head = literal_head(pattern)
         values = self._values
         if pattern == head + "*":  # "dir/*", the common case: no regex per key
             cut = len(head)
@@ -181,7 +169,7 @@ class KeyView:
     # --- internals -------------------------------------------------------------------
 
     def _relative(self, full_key: str) -> str | None:
-        if not under(full_key, self.prefix):
+        if not covers(self.prefix, full_key):
             return None
         return full_key[len(self.prefix) :] or "/"
 
@@ -199,39 +187,5 @@ class KeyView:
         return sorted(names)
 
 
-def keys_with_prefix(keys: list[str], head: str) -> list[str]:
-    """The keys of a sorted list that start with the string ``head``, in order: one slice
-    between two bisections (every such key lies in [head, head with its last character
-    incremented))."""
-    start = bisect.bisect_left(keys, head)
-    if not head:
-        return keys[start:]
-    last = ord(head[-1])
-    if last == sys.maxunicode:  # no successor character: walk instead
-        end = start
-        while end < len(keys) and keys[end].startswith(head):
-            end += 1
-    else:
-        end = bisect.bisect_left(keys, head[:-1] + chr(last + 1), start)
-    return keys[start:end]
-
-
-def keys_under(keys: list[str], prefix: str) -> list[str]:
-    """The keys of a sorted list for which :func:`under` holds, in order."""
-    if not prefix or prefix == "/":
-        return keys[:]
-    if prefix.endswith("/"):
-        return keys_with_prefix(keys, prefix)
-    below = keys_with_prefix(keys, prefix + "/")
-    i = bisect.bisect_left(keys, prefix)
-    # ``prefix`` itself sorts before everything below it.
-    return [prefix, *below] if i < len(keys) and keys[i] == prefix else below
-
-
 def _wrap(value: str, full_key: str) -> StoreValue:
     return value if type(value) is StoreValue else StoreValue(value, full_key)
-
-
-def _literal_head(pattern: str) -> str:
-    m = _GLOB_META.search(pattern)
-    return pattern if m is None else pattern[: m.start()]

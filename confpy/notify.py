@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 log = logging.getLogger("confpy.notify")
 
@@ -36,3 +37,20 @@ class Notifier:
                 sock.sendto(message, self.address)
         except OSError as exc:
             log.warning("systemd notify to %r failed: %s", self.address, exc)
+
+
+async def keep_informed(notifier: Notifier, healthy: Callable[[], bool], summary: Callable[[], str]) -> None:
+    """Until cancelled: ``WATCHDOG=1`` while ``healthy()``, and ``STATUS=`` whenever
+    ``summary()`` changes (at most every 5 s, and at least as often as the watchdog needs)."""
+    if not notifier.enabled:
+        return
+    interval = notifier.watchdog_interval
+    last = ""
+    while True:
+        await asyncio.sleep(min(interval or 5.0, 5.0))
+        if interval and healthy():
+            notifier.send("WATCHDOG=1")
+        text = summary()
+        if text != last:
+            notifier.send(f"STATUS={text}")
+            last = text

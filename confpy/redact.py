@@ -8,12 +8,13 @@ masked whatever its length.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confpy.keyview import glob_regex
+from confpy.errors import DataError
+from confpy.keys import glob_regex
+from confpy.keyview import parse_json
 
 REDACTED = "<redacted>"
 SENSITIVE_FIELDS = frozenset({"password"})
@@ -33,8 +34,8 @@ def _json_secrets(value: str) -> frozenset[str]:
     else:
         return _NONE
     try:
-        doc = json.loads(value)
-    except ValueError:
+        doc = parse_json(value)
+    except (ValueError, DataError):  # not JSON: it holds no JSON field
         return _NONE
     found: set[str] = set()
 

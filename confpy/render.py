@@ -1,22 +1,17 @@
-"""The Jinja2 environment: confd's template functions, strict undefined, validating filters.
+"""The Jinja2 environment: strict undefined, confd's lookups bound to a key view.
 
 Rendering is pure: a compiled template plus a :class:`KeyView` give text. A missing
 key does not stop the render at the first miss: every miss is collected with its
-template line and reported together, then the render fails.
+template line and reported together, then the render fails. confd's other functions
+and the validating filters are in :mod:`confpy.funcs`; globals of a domain (the Calico
+BGP context of the BIRD templates) come from the :data:`TemplatePlugin` functions the
+renderer is given.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as _dt
-import hashlib
-import ipaddress
-import json
-import os
-import posixpath
-import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from types import BuiltinFunctionType, FrameType, FunctionType, MethodType, TracebackType
@@ -26,9 +21,12 @@ import jinja2
 from jinja2.runtime import Context
 from jinja2.utils import internalcode
 
-from confpy import validate
 from confpy.errors import ConfigError, DataError, RenderError
+from confpy.funcs import FILTERS, FUNCTIONS
 from confpy.keyview import KeyView, KVPair, MissingKeyError, StoreValue
+
+#: Extra template globals for one render, from the resource's keys and the node name.
+TemplatePlugin = Callable[[KeyView, str], Mapping[str, Any]]
 
 
 class _Scope:
@@ -135,149 +133,6 @@ def _missing(full_key: str) -> RecordingUndefined:
     return RecordingUndefined(name=full_key, reported=True)
 
 
-def _fail(value: object, message: str) -> NoReturn:
-    """Raise a DataError naming the store key behind ``value`` when there is one."""
-    if isinstance(value, StoreValue):
-        raise DataError(value.key, message)
-    raise ValueError(message)
-
-
-def _validating(check: Callable[[object], object]) -> Callable[[object], object]:
-    def apply(value: object) -> object:
-        if isinstance(value, jinja2.Undefined):
-            return value
-        try:
-            return check(value)
-        except ValueError as exc:
-            _fail(value, str(exc))
-
-    apply.__name__ = getattr(check, "__name__", "check")
-    return apply
-
-
-# --- confd's functions that do not need the store ------------------------------------
-
-
-def _parse_json(value: object) -> Any:
-    """Parse once per store value: an unchanged key keeps its parsed object across renders
-    (so templates must treat what ``json()`` returns as read-only)."""
-    if isinstance(value, jinja2.Undefined):
-        return value
-    if isinstance(value, StoreValue):
-        try:
-            return value.parsed
-        except AttributeError:
-            pass
-    try:
-        parsed = json.loads(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        _fail(value, f"invalid JSON: {exc}")
-    if isinstance(value, StoreValue):
-        value.parsed = parsed
-    return parsed
-
-
-def _json_object(value: object) -> Any:
-    parsed = _parse_json(value)
-    if not isinstance(parsed, dict | jinja2.Undefined):
-        _fail(value, "JSON value is not an object")
-    return parsed
-
-
-def _json_array(value: object) -> Any:
-    parsed = _parse_json(value)
-    if not isinstance(parsed, list | jinja2.Undefined):
-        _fail(value, "JSON value is not an array")
-    return parsed
-
-
-def _go_base(path: str) -> str:
-    if path == "":
-        return "."
-    path = path.rstrip("/")
-    return "/" if path == "" else path.rsplit("/", 1)[-1]
-
-
-def _go_dir(path: str) -> str:
-    head = path[: path.rfind("/") + 1]
-    return posixpath.normpath(head) if head else "."
-
-
-def _split(value: str, sep: str) -> list[str]:
-    return list(value) if sep == "" else str(value).split(sep)
-
-
-def _getenv(name: str, default: str = "") -> str:
-    return os.environ.get(name) or default
-
-
-def _atoi(value: str) -> int:
-    text = str(value)
-    if not (text.lstrip("+-").isdigit() and text.isascii()):
-        _fail(value, f"{text!r} is not an integer")
-    return int(text)
-
-
-def hash_to_ipv4(name: str) -> str:
-    """confd's ``hashToIPv4``: the first four bytes of SHA-256(name) as a dotted quad."""
-    return str(ipaddress.IPv4Address(hashlib.sha256(name.encode("utf-8")).digest()[:4]))
-
-
-def _lookup_ip(name: str) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(str(name), None)
-    except OSError:
-        return []
-    return sorted({str(info[4][0]) for info in infos})
-
-
-def _parse_bool(value: str) -> bool:
-    text = str(value)
-    if text in ("1", "t", "T", "true", "TRUE", "True"):
-        return True
-    if text in ("0", "f", "F", "false", "FALSE", "False"):
-        return False
-    _fail(value, f"{text!r} is not a boolean")
-
-
-PURE_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "json": _json_object,
-    "jsonArray": _json_array,
-    "base": _go_base,
-    "dir": _go_dir,
-    "split": _split,
-    "join": lambda items, sep: sep.join(str(i) for i in items),
-    "getenv": _getenv,
-    "contains": lambda s, sub: sub in s,
-    "replace": lambda s, old, new, n=-1: str(s).replace(old, new, n),
-    "trimSuffix": lambda s, suffix: str(s).removesuffix(suffix),
-    "hasSuffix": lambda s, suffix: str(s).endswith(suffix),
-    "hasPrefix": lambda s, prefix: str(s).startswith(prefix),
-    "toUpper": lambda s: str(s).upper(),
-    "toLower": lambda s: str(s).lower(),
-    "atoi": _atoi,
-    "parseBool": _parse_bool,
-    "seq": lambda first, last: list(range(int(first), int(last) + 1)),
-    "datetime": _dt.datetime.now,
-    "fileExists": lambda path: os.path.exists(path),
-    "base64Encode": lambda s: base64.b64encode(str(s).encode()).decode(),
-    "base64Decode": lambda s: base64.b64decode(str(s)).decode(),
-    "lookupIP": _lookup_ip,
-    "hashToIPv4": hash_to_ipv4,
-    "reverse": lambda items: list(reversed(items)),
-    "sortByLength": lambda items: sorted(items, key=len),
-    "sortKVByLength": lambda pairs: sorted(pairs, key=lambda p: len(p.key)),
-}
-
-FILTERS: dict[str, Callable[[object], object]] = {
-    "ipv4": _validating(validate.ipv4),
-    "ipv6": _validating(validate.ipv6),
-    "ip": _validating(validate.ip),
-    "cidr": _validating(validate.cidr),
-    "asn": _validating(validate.asn),
-}
-
-
 class _StoreFunctions:
     """confd's lookups bound to one key view; a miss is recorded, not raised."""
 
@@ -354,10 +209,15 @@ class _Environment(jinja2.Environment):
 
 
 class Renderer:
-    """Compiles each template once and renders it against key views."""
+    """Compiles each template once and renders it against key views.
 
-    def __init__(self, templates_dir: Path) -> None:
+    ``plugins`` add globals to every render (each is called with the view and the node
+    name); the renderer itself knows no domain.
+    """
+
+    def __init__(self, templates_dir: Path, plugins: Sequence[TemplatePlugin] = ()) -> None:
         self.templates_dir = templates_dir
+        self.plugins = tuple(plugins)
         self.env = _Environment(
             loader=jinja2.FileSystemLoader(str(templates_dir)),
             undefined=RecordingUndefined,
@@ -369,7 +229,7 @@ class Renderer:
             autoescape=False,
             extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do"],
         )
-        self.env.globals.update(PURE_FUNCTIONS)
+        self.env.globals.update(FUNCTIONS)
         self.env.filters.update(FILTERS)
 
     def compile(self, src: str) -> jinja2.Template:
@@ -389,7 +249,8 @@ class Renderer:
         token = _scope.set(scope)
         context = _StoreFunctions(view).as_globals()
         context["node_name"] = node_name
-        context["calico"] = _calico_builder(view, node_name)
+        for plugin in self.plugins:
+            context.update(plugin(view, node_name))
         try:
             text = template.render(context)
         except Exception as exc:  # a template bug or bad data: report where, keep the misses
@@ -417,17 +278,3 @@ def _report(src: str, scope: _Scope, problem: str | None) -> str:
         lines.append(f"missing ({len(scope.missing)}):")
         lines.extend(f"  {m}" for m in scope.missing)
     return "\n".join(lines)
-
-
-def _calico_builder(view: KeyView, node_name: str) -> Callable[[int], object]:
-    """``calico(family)``: the typed Calico BGP context (built once per family and render)."""
-    built: dict[int, object] = {}
-
-    def calico(family: int = 4) -> object:
-        if family not in built:
-            from confpy.calico import build_context  # only the BIRD templates need it
-
-            built[family] = build_context(view, node_name, family)
-        return built[family]
-
-    return calico

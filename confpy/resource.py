@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import difflib
 import grp
-import posixpath
 import pwd
 import re
+import signal
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from confpy.commands import ReloadSpec, parse_signal
 from confpy.duration import parse_duration
 from confpy.errors import ConfigError
-from confpy.stores.base import under
+from confpy.keys import covered_by_any, join, substitute_node
 
 DEFAULT_CHECK_TIMEOUT = 60.0
 DEFAULT_RELOAD_TIMEOUT = 60.0
@@ -35,6 +34,51 @@ _FIELDS = frozenset(
         "reload_process", "reload_pidfile", "reload_birdc", "reload_ok",
     }
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadSpec:
+    """How to tell a daemon to re-read its files. At most one way is set.
+
+    - ``command``: a shell command (confd's ``reload_cmd``);
+      with ``ok_pattern``, success also needs a line of its output to match
+      (``birdc configure`` exits 0 even when BIRD rejects the file).
+    - ``signal`` with ``process`` (exact process name) or ``pidfile``: no shell.
+      With both, the process of the pid file must also have that name.
+    - ``birdc``: the path of BIRD's control socket; sends ``configure`` and reads
+      BIRD's reply code.
+    """
+
+    command: str | None = None
+    signal: str | None = None
+    process: str | None = None
+    pidfile: str | None = None
+    birdc: str | None = None
+    ok_pattern: str | None = None
+    timeout: float = DEFAULT_RELOAD_TIMEOUT
+
+    def describe(self) -> str:
+        if self.command:
+            return self.command
+        if self.birdc:
+            return f"birdc configure via {self.birdc}"
+        target = f"process {self.process!r}" if self.process else f"pid in {self.pidfile}"
+        try:
+            name = parse_signal(self.signal or "").name
+        except ValueError:
+            name = f"signal {self.signal!r}"
+        return f"{name} to {target}"
+
+
+def parse_signal(value: str) -> signal.Signals:
+    """``"HUP"``, ``"SIGHUP"``, ``"hup"`` or ``"1"`` → ``Signals.SIGHUP``; ValueError if none."""
+    text = value.strip().upper()
+    try:
+        if text.isdigit():
+            return signal.Signals(int(text))
+        return signal.Signals[text if text.startswith("SIG") else "SIG" + text]
+    except (KeyError, ValueError):
+        raise ValueError(f"{value!r} is not a signal such as 'HUP' or '1'") from None
 
 
 @dataclass(frozen=True)
@@ -57,7 +101,7 @@ class TemplateResource:
 
     def reads(self, key: str) -> bool:
         """True when ``key`` is one of this resource's keys or lies below one."""
-        return any(under(key, k) for k in self.keys)
+        return covered_by_any(self.keys, key)
 
 
 @dataclass
@@ -81,16 +125,6 @@ def group_units(resources: Iterable[TemplateResource]) -> list[Unit]:
     for r in resources:
         units.setdefault(r.unit, Unit(r.unit)).resources.append(r)
     return list(units.values())
-
-
-def node_substitute(text: str, node_name: str) -> str:
-    """confd's ``//NODENAME`` -> ``/<node name>``."""
-    return text.replace("//NODENAME", "/" + node_name)
-
-
-def join_key(*parts: str) -> str:
-    """Go's ``path.Join("/", ...)``: one leading slash, no doubled or trailing slashes."""
-    return posixpath.normpath("/" + "/".join(p for p in parts if p)).replace("//", "/")
 
 
 def load_resources(
@@ -249,8 +283,8 @@ class _ResourceParser:
         raw_keys = self.t.get("keys", [])
         if not isinstance(raw_keys, list) or not all(isinstance(k, str) for k in raw_keys):
             raise self.error("keys", "must be a list of strings")
-        prefix = join_key(global_prefix, node_substitute(self.string("prefix") or "", node_name))
-        keys = tuple(join_key(prefix, node_substitute(k, node_name)) for k in raw_keys) or (prefix,)
+        prefix = join(global_prefix, substitute_node(self.string("prefix") or "", node_name))
+        keys = tuple(join(prefix, substitute_node(k, node_name)) for k in raw_keys) or (prefix,)
         name = self.path.relative_to(conf_d).with_suffix("").as_posix()
         unit = self.string("unit") or name
         check_cmd = self.string("check_cmd")

@@ -74,10 +74,10 @@ class Board:
 
     def record(self, unit: Unit, result: UnitResult, revision: int, next_retry: float | None) -> None:
         for step in result.steps:
-            self.steps.labels(step.kind, step.name).inc()
-            self.seconds.labels(step.kind).observe(step.seconds)
+            self.steps.labels(step.kind.value, step.name).inc()
+            self.seconds.labels(step.kind.value).observe(step.seconds)
             if not step.ok:
-                self.failures.labels(step.kind, step.name).inc()
+                self.failures.labels(step.kind.value, step.name).inc()
         now = time.time()
         with self._lock:
             for r in unit.resources:
@@ -85,9 +85,9 @@ class Board:
                 entry["revision"] = revision
                 entry["result"] = result.status.value
                 entry["time"] = now
-                entry["steps"] = {s.kind: s.ok for s in result.steps if s.name in (r.name, unit.name)}
+                entry["steps"] = {s.kind.value: s.ok for s in result.steps if s.name in (r.name, unit.name)}
                 entry["error"] = result.error or None
-                entry["failed_step"] = result.failed_step or None
+                entry["failed_step"] = result.failed_step.value if result.failed_step else None
                 entry["next_retry"] = next_retry
             self.failing.set(sum(1 for e in self._table.values() if e["result"] == "failed"))
         if result.ok:

@@ -1,4 +1,4 @@
-"""Shared fixtures. etcd fixtures live in tests/etcd_fixtures.py."""
+"""Shared fixtures. etcd fixtures live in tests/support/etcd_fixtures.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.etcd_fixtures"]
+pytest_plugins = ["tests.support.etcd_fixtures"]
 
 MakeConfdir = Callable[..., Path]
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from confpy.calico.birdset import BirdSet, bird_check, family_files
+from confpy.cli import main
 from confpy.errors import RenderError
 from confpy.stores.file import FileStore
+from tests.support.birdset import BirdSet, bird_check, family_files
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "calico"
@@ -390,6 +391,32 @@ def test_scenario(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         got = statements(files[file])
         for statement in unwanted:
             assert statement not in got, f"{file}: {statement!r} should not be there"
+
+
+STATIC_ROUTES = {
+    "/calico/staticroutesv6/fd00:96::-108": "fd00:96::/108",
+    "/calico/staticroutes/10.96.0.0-12": "10.96.0.0/12",
+}
+
+
+def test_sibling_prefixes_staticroutes_and_staticroutesv6_through_the_file_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``/calico/staticroutes`` must not swallow ``/calico/staticroutesv6``: both routes
+    reach their files through the embedded default store, all resources at once."""
+    data = tmp_path / "cluster.json"
+    data.write_text(json.dumps(_with(STATIC_ROUTES)))
+    files = BirdSet(ROOT, "node1").render(FileStore([data]))
+    assert "route fd00:96::/108 blackhole ;" in statements(files["bird6_aggr.cfg"])
+    assert "route 10.96.0.0/12 blackhole ;" in statements(files["bird_aggr.cfg"])
+
+    # As a new user types it: every resource, rendered to standard output.
+    argv = ["--stdout", f"-confdir={ROOT}", "-node-name=node1", f"-file={data}", "-config-file=/dev/null"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    bird6_aggr = out.split("bird6_aggr.cfg (bird6_aggr;", 1)[1].split("# ==> ", 1)[0]
+    assert "route fd00:96::/108 blackhole;" in bird6_aggr
+    assert "No blocks and no static routes" not in bird6_aggr
 
 
 @pytest.mark.bird

@@ -8,11 +8,11 @@ from collections.abc import Mapping
 import pytest
 
 from confpy import validate
-from confpy.calico import BirdContext, SettingError, build_context
+from confpy.calico.context import BirdContext, SettingError, build_context
 from confpy.calico.model import FAMILIES, parse_advertisements, parse_block, parse_peer, parse_pool
 from confpy.errors import DataError
+from confpy.funcs import hash_to_ipv4
 from confpy.keyview import KeyView, StoreValue
-from confpy.render import hash_to_ipv4
 
 G = "/calico/bgp/v1/global"
 H = "/calico/bgp/v1/host"

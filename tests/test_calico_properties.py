@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from confpy.calico.birdset import BirdSet, bird_check
 from confpy.errors import RenderError
+from tests.support.birdset import BirdSet, bird_check
 
 ROOT = Path(__file__).resolve().parents[1]
 G = "/calico/bgp/v1/global"

@@ -18,15 +18,14 @@ import pytest
 
 from confpy.commands import (
     OUTPUT_LIMIT,
-    ReloadSpec,
     birdc_configure,
     check_command,
-    parse_signal,
     run_reload,
     run_shell,
     signal_process,
 )
-from tests.birdproc import MINIMAL_CONFIG, BirdDaemon, bird_binary
+from confpy.resource import ReloadSpec, parse_signal
+from tests.support.bird_daemon import MINIMAL_CONFIG, BirdDaemon, bird_binary
 
 HUP_LOGGED = "Reconfiguration requested by SIGHUP"
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from confpy.scheduler import Daemon, Engine
+from confpy.daemon import Daemon
+from confpy.engine import Engine
 from confpy.settings import Settings
 from confpy.stores.memory import MemoryStore
-from tests.confpyproc import read
 from tests.conftest import MakeConfdir
+from tests.support.confpy_process import read
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -48,7 +49,7 @@ async def harness(
     h = Harness(daemon, store, tmp_path / "out" / "app.conf")
     await until(lambda: read(h.out) == "name=a\np1\n")
     yield h
-    daemon._stop()
+    daemon.stop()
     assert await asyncio.wait_for(task, 5) == 0
 
 
@@ -98,12 +99,12 @@ async def test_interval_reconcile_restores_a_file_deleted_by_hand(harness: Harne
 async def test_sighup_with_a_broken_template_keeps_the_old_set_running(harness: Harness) -> None:
     templates = harness.daemon.settings.confdir / "templates"
     (templates / "app.j2").write_text("{% for %}")
-    harness.daemon._sighup()
+    harness.daemon.request_config_reload()
     await asyncio.sleep(0.2)
     await harness.store.put("/app/name", "c")
     await until(lambda: read(harness.out) == "name=c\np1\n")
     (templates / "app.j2").write_text("new {{ getv('/name') }}\n")
-    harness.daemon._sighup()
+    harness.daemon.request_config_reload()
     await until(lambda: read(harness.out) == "new c\n")
 
 
@@ -128,5 +129,5 @@ async def test_a_failed_reload_is_retried_on_a_timer_until_it_succeeds(
         # The reload's output lands before the apply thread returns and clears the retry.
         await until(lambda: "app" not in daemon.retries, timeout=5)
     finally:
-        daemon._stop()
+        daemon.stop()
         assert await asyncio.wait_for(task, 5) == 0

@@ -2,7 +2,7 @@
 
 Three nodes, each a network namespace on one bridge with a real BIRD 1.6; etcd on
 loopback; one ``confpy -watch`` per node in the root namespace reloading only its own
-BIRD through its control socket (``tests/lab/cluster.py``). Every scenario is judged
+BIRD through its control socket (``tests/support/bgp_lab/cluster.py``). Every scenario is judged
 on BIRD's state (``birdc show protocols``) and the kernel's (``ip route ... proto
 bird``), reloads are counted from BIRD's own log ("Reconfiguring") as well as from
 confpy's. Every wait is bounded.
@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from tests.lab.cleanup import is_alive, netns_list
-from tests.lab.cluster import ROOT, G, H, Lab, block_key, block_of, missing_requirements
+from tests.support.bgp_lab.cleanup import is_alive, netns_list
+from tests.support.bgp_lab.cluster import ROOT, G, H, Lab, block_key, block_of, missing_requirements
 
 pytestmark = [pytest.mark.root, pytest.mark.bird, pytest.mark.etcd]
 
@@ -293,7 +293,7 @@ def test_watchdog_cleans_up_after_a_killed_owner(tmp_path: Path) -> None:
         pytest.skip(why)
     script = (
         "import json, sys, time\n"
-        "from tests.lab.cluster import Lab\n"
+        "from tests.support.bgp_lab.cluster import Lab\n"
         "lb = Lab(sys.argv[1], 1)\n"
         "lb.up()\n"
         "print(json.dumps(lb.state.data), flush=True)\n"

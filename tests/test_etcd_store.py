@@ -1,4 +1,4 @@
-"""The etcd store against real etcd processes on loopback (see tests/etcdlab.py).
+"""The etcd store against real etcd processes on loopback (see tests/support/etcd_server.py).
 
 Keys are written with etcdctl, an independent client, while the store watches. The
 writes run in a thread (``off``) so that the watch keeps running meanwhile.
@@ -17,14 +17,9 @@ from typing import Any, TypeVar
 import pytest
 
 from confpy.stores.base import Change, Changes, Resync, StoreUnreachable, WatchEvent
-from confpy.stores.etcd import (
-    EtcdRefused,
-    EtcdStore,
-    _covering_range,
-    _key_range,
-    _parse_endpoint,
-)
-from tests.etcdlab import EtcdCluster, EtcdServer, free_ports
+from confpy.stores.etcd import EtcdRefused, EtcdStore, _covering_range
+from confpy.stores.etcd_connection import parse_endpoint
+from tests.support.etcd_server import EtcdCluster, EtcdServer, free_ports
 
 T = TypeVar("T")
 LOG = "confpy.etcd"
@@ -121,12 +116,12 @@ def log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     ],
 )
 def test_endpoint_forms(text: str, target: str, tls: bool) -> None:
-    ep = _parse_endpoint(0, text, False)
+    ep = parse_endpoint(0, text, False)
     assert (ep.target, ep.tls, ep.url) == (target, tls, text)
 
 
 def test_a_ca_turns_tls_on_for_plain_endpoints() -> None:
-    assert _parse_endpoint(0, "http://127.0.0.1:2379", True).tls
+    assert parse_endpoint(0, "http://127.0.0.1:2379", True).tls
 
 
 @pytest.mark.parametrize("text", ["ftp://h:1", "http://h:notaport", "http://:2379"])
@@ -145,14 +140,37 @@ def test_bad_tls_and_auth_settings_are_rejected(tmp_path: Any) -> None:
 
 
 def test_key_ranges() -> None:
-    assert _key_range(b"/a/") == (b"/a/", b"/a0")
-    assert _key_range(b"/a\xff") == (b"/a\xff", b"/b")
-    assert _key_range(b"") == (b"\0", b"\0")
+    # Each prefix's range is confpy.keys.byte_range (tests/test_keys.py).
     assert _covering_range([b"/calico/bgp/v1/", b"/calico/v1/ipam/"]) == (
-        b"/calico/bgp/v1/",
+        b"/calico/bgp/v1",
         b"/calico/v1/ipam0",
     )
     assert _covering_range([b"/x", b""]) == (b"\0", b"\0")
+
+
+@pytest.mark.timeout(30)
+def test_sibling_prefixes_stay_apart_in_snapshot_and_watch(etcd: EtcdServer, etcd_prefix: str) -> None:
+    p = etcd_prefix
+    for key in ("a", "a/x", "a-b/y", "av6/z", "a10"):
+        etcd.put(p + key, key)
+
+    async def main() -> tuple[list[str], list[str], list[str]]:
+        async with opened([etcd.endpoint]) as store:
+            only_a = await store.snapshot([p + "a/"])
+            both = await store.snapshot([p + "a", p + "av6"])
+            rec = Recorder(store, [p + "a"], both.revision)
+            await off(etcd.put, p + "av6/new", "sibling")
+            await off(etcd.put, p + "a-b/new", "sibling")
+            rev = await off(etcd.put, p + "a/new", "mine")
+            await rec.wait_revision(rev)
+            await rec.stop()
+            seen = [c.key for ev in rec.events if isinstance(ev, Changes) for c in ev.changes]
+            return sorted(only_a.values), sorted(both.values), seen
+
+    only_a, both, seen = run(main())
+    assert only_a == [p + "a", p + "a/x"]
+    assert both == [p + "a", p + "a/x", p + "av6/z"]
+    assert seen == [p + "a/new"]
 
 
 # -- snapshot -----------------------------------------------------------------------------
@@ -190,7 +208,7 @@ def test_snapshot_reads_all_prefixes_at_the_first_reads_revision(etcd: EtcdServe
 
     async def main() -> Any:
         async with opened([etcd.endpoint]) as store:
-            conn = await store._connected()
+            conn = await store._connector.connect()
             real = conn.kv
             reads = 0
 

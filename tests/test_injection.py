@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from confpy.calico.birdset import BirdSet, bird_check
 from confpy.errors import RenderError, printable
+from tests.support.birdset import BirdSet, bird_check
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = json.loads((ROOT / "tests" / "data" / "calico" / "example-cluster.json").read_text())["keys"]

@@ -1,7 +1,4 @@
-import pytest
-
-from confpy.keyview import KeyView, glob_regex, keys_under, keys_with_prefix
-from confpy.stores.base import under
+from confpy.keyview import KeyView
 
 DATA = {
     "/app/peers/b": "2",
@@ -53,26 +50,3 @@ def test_full_key_lookups_for_typed_builders() -> None:
     assert v.lookup_full("/app/name") == "n"
     assert v.lookup_full("/other/name") is None
     assert [k for k, _ in v.items_under_full("/app/db")] == ["/app/db/host", "/app/db/port"]
-
-
-def test_glob_classes_and_escapes() -> None:
-    assert glob_regex("/a/[bc]?").match("/a/bx")
-    assert not glob_regex("/a/[bc]?").match("/a/b/")
-    assert glob_regex(r"/a/\*").match("/a/*")
-    assert not glob_regex(r"/a/\*").match("/a/x")
-
-
-KEYS = sorted(
-    ["/a", "/a-b", "/a.c", "/a/", "/a/x", "/a/x/y", "/ab", "/b", "/a\U0010ffff", "/a\U0010ffff/z", "c"]
-)
-
-
-@pytest.mark.parametrize("head", ["", "/", "/a", "/a/", "/a/x", "/a\U0010ffff", "/zz", "c", "\U0010ffff"])
-def test_keys_with_prefix_is_the_startswith_filter(head: str) -> None:
-    assert keys_with_prefix(KEYS, head) == [k for k in KEYS if k.startswith(head)]
-
-
-@pytest.mark.parametrize("prefix", ["", "/", "/a", "/a/", "/a/x", "/a\U0010ffff", "/ab", "/zz", "c"])
-def test_keys_under_is_the_under_filter(prefix: str) -> None:
-    # "/a-b", "/a.c" and "/ab" sort between "/a" and "/a/..." but are not under "/a".
-    assert keys_under(KEYS, prefix) == [k for k in KEYS if under(k, prefix)]

@@ -16,9 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from confpy.cli import main
-from tests.confpyproc import App, read, wait_for
 from tests.conftest import MakeConfdir
-from tests.etcdlab import EtcdServer, free_ports
+from tests.support.confpy_process import App, read, wait_for
+from tests.support.etcd_server import EtcdServer, free_ports
 
 SECRET = "hunter2-very-secret"
 PEER = json.dumps({"ip": "10.0.0.1", "as_num": "64512", "password": SECRET})

@@ -1,9 +1,12 @@
 import asyncio
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from confpy.stores.base import Changes, collapse_prefixes, under
+from confpy.keys import collapse
+from confpy.stores.base import Changes, Store
 from confpy.stores.env import EnvStore
 from confpy.stores.file import DataFileError, FileStore, flatten
 from confpy.stores.memory import MemoryStore
@@ -84,8 +87,45 @@ def test_memory_store_replays_from_a_revision() -> None:
     assert sorted((c.key, c.value) for c in second.changes) == [("/a/x", "9"), ("/a/y", None)]
 
 
-def test_prefix_helpers() -> None:
-    assert collapse_prefixes(["/a/b", "/a", "/c", "/a"]) == ["/a", "/c"]
-    assert under("/host/node1/x", "/host/node1")
-    assert not under("/host/node10/x", "/host/node1")
-    assert under("/anything", "/")
+SIBLING_DATA = {"/a": "1", "/a/x": "2", "/a-b/y": "3", "/av6/z": "4", "/a10": "5", "/b": "6"}
+
+
+def _file_store(tmp_path: Path) -> FileStore:
+    path = tmp_path / "siblings.json"
+    path.write_text(json.dumps(SIBLING_DATA))
+    return FileStore([path])
+
+
+def _env_store(tmp_path: Path) -> EnvStore:
+    return EnvStore({k.strip("/").replace("/", "_").upper(): v for k, v in SIBLING_DATA.items()})
+
+
+@pytest.mark.parametrize("make", [_file_store, lambda _: MemoryStore(SIBLING_DATA), _env_store])
+@pytest.mark.parametrize(
+    ("prefixes", "expected"),
+    [
+        (["/a"], ["/a", "/a/x"]),
+        (["/a/"], ["/a", "/a/x"]),
+        (["/av6"], ["/av6/z"]),
+        (["/a-b"], ["/a-b/y"]),
+        (["/a", "/av6"], ["/a", "/a/x", "/av6/z"]),
+    ],
+)
+def test_every_store_reads_exactly_what_its_prefixes_cover(
+    tmp_path: Path, make: Callable[[Path], Store], prefixes: list[str], expected: list[str]
+) -> None:
+    snap = asyncio.run(make(tmp_path).snapshot(collapse(prefixes)))
+    assert sorted(snap.values) == expected
+
+
+def test_memory_store_watch_keeps_siblings_apart() -> None:
+    async def scenario() -> list[str]:
+        store = MemoryStore()
+        await store.put("/av6/z", "sibling")
+        await store.put("/a/x", "mine")
+        async for batch in store.watch(["/a"], 1):
+            assert isinstance(batch, Changes)
+            return [c.key for c in batch.changes]
+        return []
+
+    assert asyncio.run(scenario()) == ["/a/x"]

@@ -5,7 +5,7 @@ renders node1 of the example cluster from a data file of flat Calico keys (file 
 ``BIRD_FLAVOR=stock``: Debian's BIRD has no ``krt_tunnel``) under ``-dest-root``, and
 checks with the project's own ``bird -p -c {{.src}}``.
 
-The daemons are Debian's ``bird``/``bird6`` started by the test (tests/birdproc.py)
+The daemons are Debian's ``bird``/``bird6`` started by the test (tests/support/bird_daemon.py)
 on the destination files: their config is ``log "FILE" all;`` then
 ``include "<dest>/bird.cfg";`` (BIRD resolves the includes of bird.cfg against its
 directory). They run in a network namespace of their own (``unshare --net``): the
@@ -40,8 +40,8 @@ import pytest
 import yaml
 
 from confpy.cli import main
-from tests import birdproc
-from tests.birdproc import BirdDaemon, bird_binary
+from tests.support import bird_daemon
+from tests.support.bird_daemon import BirdDaemon, bird_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "calico" / "example-cluster.yaml"
@@ -286,7 +286,7 @@ class Lab:
         body = f'include "{self.dest(kind + ".cfg")}";\n{extra}'
         with pytest.MonkeyPatch.context() as mp:
             # BirdDaemon.start runs bird_binary(kind): the wrapper execs the real one (same pid).
-            mp.setattr(birdproc, "bird_binary", lambda name="bird": str(wrapper))
+            mp.setattr(bird_daemon, "bird_binary", lambda name="bird": str(wrapper))
             daemon = BirdDaemon.start(kind, self.tmp / f"{kind}-daemon", body)
         self.daemons.append(daemon)
         return daemon
@@ -437,7 +437,7 @@ import io, json, logging, subprocess, sys, time
 from pathlib import Path
 import psutil
 from confpy.cli import main
-from tests.birdproc import BirdDaemon, bird_binary
+from tests.support.bird_daemon import BirdDaemon, bird_binary
 
 a = json.loads(sys.argv[1])
 captured = io.StringIO()

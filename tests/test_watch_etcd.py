@@ -12,9 +12,9 @@ import aetcd
 import pytest
 
 from confpy.cli import main
-from tests.confpyproc import App, read
 from tests.conftest import MakeConfdir
-from tests.etcdlab import EtcdCluster, EtcdServer, free_ports
+from tests.support.confpy_process import App, read
+from tests.support.etcd_server import EtcdCluster, EtcdServer, free_ports
 
 
 @pytest.fixture

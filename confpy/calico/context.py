@@ -36,8 +36,8 @@ from confpy.calico.model import (
     symbol_part,
 )
 from confpy.errors import DataError
+from confpy.funcs import hash_to_ipv4
 from confpy.keyview import KeyView, StoreValue
-from confpy.render import hash_to_ipv4
 
 FLAVORS = ("calico", "stock")
 

@@ -14,14 +14,13 @@ templates (spec sections 1.3-1.5 and 7).
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from confpy import validate
 from confpy.errors import DataError
-from confpy.keyview import StoreValue
+from confpy.keyview import StoreValue, parse_json
 
 T = TypeVar("T")
 
@@ -121,17 +120,8 @@ def checked(key: str, check: Callable[[Any], T], value: object, field: str | Non
         raise DataError(key, f"{_field(field)}{exc}") from None
 
 
-def json_value(value: StoreValue) -> Any:
-    try:
-        return json.loads(value)
-    except ValueError as exc:
-        raise DataError(value.key, f"invalid JSON: {exc}") from None
-    except RecursionError:  # "[[[[...": nested deeper than Python's parser recurses
-        raise DataError(value.key, "invalid JSON: nested too deeply") from None
-
-
 def json_object(value: StoreValue) -> dict[str, Any]:
-    parsed = json_value(value)
+    parsed = parse_json(value)
     if not isinstance(parsed, dict):
         raise DataError(value.key, f"expected a JSON object, got {type(parsed).__name__}")
     return parsed
@@ -293,7 +283,7 @@ class Advertisement:
 
 def parse_advertisements(value: StoreValue, family: Family) -> list[Advertisement]:
     key = value.key
-    entries = json_value(value)
+    entries = parse_json(value)
     if not isinstance(entries, list):
         raise DataError(key, f"expected a JSON array, got {type(entries).__name__}")
     out = []

@@ -2,13 +2,14 @@
 
 A store has two operations, as in confd: read every key under some prefixes at one
 revision (:meth:`Store.snapshot`), and follow changes from a revision on
-(:meth:`Store.watch`). Prefixes are plain string prefixes; callers narrow further.
+(:meth:`Store.watch`). A prefix covers a key path and what lies below it
+(:func:`confpy.keys.covers`); every store returns exactly the keys its prefixes cover.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -85,33 +86,6 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections and files."""
         ...
-
-
-def collapse_prefixes(prefixes: Iterable[str]) -> list[str]:
-    """The smallest set of string prefixes covering all of ``prefixes``, sorted.
-
-    ``["/a", "/a/b", "/c"]`` -> ``["/a", "/c"]``: one range read and one watch
-    per distinct subtree, never one per resource.
-    """
-    out: list[str] = []
-    for p in sorted(set(prefixes)):
-        if out and p.startswith(out[-1]):
-            continue
-        out.append(p)
-    return out
-
-
-def under(key: str, prefix: str) -> bool:
-    """True when ``key`` is ``prefix`` itself or lies below it (``prefix/...``).
-
-    ``/host/node1`` does not match ``/host/node10``: confd's plain string match
-    does, which leaks one node's keys into another's resources.
-    """
-    if not prefix or prefix == "/":
-        return True
-    if prefix.endswith("/"):
-        return key.startswith(prefix)
-    return key == prefix or (key.startswith(prefix) and key[len(prefix)] == "/")
 
 
 async def poll_for_changes(

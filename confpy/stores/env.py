@@ -6,14 +6,12 @@ import hashlib
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 
+from confpy.keys import covered_by_any
 from confpy.stores.base import Snapshot, WatchEvent, poll_for_changes
 
 
-def env_name(key: str) -> str:
-    return key.strip("/").replace("/", "_").upper()
-
-
 def key_of(name: str) -> str:
+    """The key a variable stands for: ``DATABASE_HOST`` -> ``/database/host``."""
     return "/" + name.lower().replace("_", "/")
 
 
@@ -33,11 +31,8 @@ class EnvStore:
         return "environment"
 
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
-        # confd matches by variable name prefix: DATABASE_HOST is read for key /database.
-        wanted = [env_name(p) for p in prefixes]
-        values = {
-            key_of(n): v for n, v in self.environ.items() if any(w == "" or n.startswith(w) for w in wanted)
-        }
+        # DATABASE_HOST is key /database/host, read for prefix /database (not /data).
+        values = {key: v for n, v in self.environ.items() if covered_by_any(prefixes, key := key_of(n))}
         digest = hashlib.sha256(repr(sorted(values.items())).encode()).digest()
         if digest != self._digest:
             self._digest, self._revision = digest, self._revision + 1

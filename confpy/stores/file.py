@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from confpy.stores.base import Snapshot, StoreError, WatchEvent, poll_for_changes, under
+from confpy.keys import covered_by_any
+from confpy.stores.base import Snapshot, StoreError, WatchEvent, poll_for_changes
 
 DATA_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -113,7 +114,7 @@ class FileStore:
         await asyncio.to_thread(self._load)
         return Snapshot(
             self._revision,
-            {k: v for k, v in self._values.items() if any(under(k, p) for p in prefixes)},
+            {k: v for k, v in self._values.items() if covered_by_any(prefixes, k)},
         )
 
     def watch(self, prefixes: Sequence[str], after: int) -> AsyncIterator[WatchEvent]:

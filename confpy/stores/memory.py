@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from confpy.stores.base import Change, Changes, Snapshot, WatchEvent, under
+from confpy.keys import covered_by_any
+from confpy.stores.base import Change, Changes, Snapshot, WatchEvent
 
 
 class MemoryStore:
@@ -24,7 +25,7 @@ class MemoryStore:
         return "memory"
 
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
-        picked = {k: v for k, v in self.values.items() if any(under(k, p) for p in prefixes)}
+        picked = {k: v for k, v in self.values.items() if covered_by_any(prefixes, k)}
         return Snapshot(self.revision, picked)
 
     async def commit(self, puts: Mapping[str, str] | None = None, deletes: Sequence[str] = ()) -> int:
@@ -57,7 +58,7 @@ class MemoryStore:
                 if batch.revision <= seen:
                     continue
                 seen = batch.revision
-                mine = tuple(c for c in batch.changes if any(under(c.key, p) for p in prefixes))
+                mine = tuple(c for c in batch.changes if covered_by_any(prefixes, c.key))
                 if mine:
                     yield Changes(batch.revision, mine)
             async with self._changed:

@@ -1,6 +1,6 @@
 """Real etcd processes on loopback for tests: start, stop, kill, pause, restart.
 
-Plain helpers, no pytest here (the fixtures are in ``tests/etcd_fixtures.py``).
+Plain helpers, no pytest here (the fixtures are in ``tests/support/etcd_fixtures.py``).
 Everything listens on 127.0.0.1 only, every wait is bounded, and every process is
 stopped by its PID. Keys are written with ``etcdctl`` rather than with confpy's own
 client, so the tests check the store against an independent writer.

@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.birdproc import SBIN_PATH, bird_answers, bird_binary
-from tests.etcdlab import ETCD, ETCDCTL, EtcdServer
-from tests.lab import cleanup
+from tests.support.bgp_lab import cleanup
+from tests.support.bird_daemon import SBIN_PATH, bird_answers, bird_binary
+from tests.support.etcd_server import ETCD, ETCDCTL, EtcdServer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIRD = bird_binary("bird")
 BIRDC = bird_binary("birdc")
 IP_PATH = bird_binary("ip")

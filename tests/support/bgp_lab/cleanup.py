@@ -1,7 +1,7 @@
 """What a lab made, recorded in a state file, and how to undo it: also from a watchdog.
 
 Standard library only: the watchdog runs this file as a script
-(``python tests/lab/cleanup.py watchdog STATE TOKEN OWNER_PID OWNER_START``), detached
+(``python tests/support/bgp_lab/cleanup.py watchdog STATE TOKEN OWNER_PID OWNER_START``), detached
 from the test run, and tears the lab down as soon as the owner process (pytest, the
 demo) is gone, so that a SIGKILLed run cannot leak namespaces or daemons.
 

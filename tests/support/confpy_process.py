@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tests.conftest import MakeConfdir
-from tests.etcdlab import EtcdCluster, EtcdServer
+from tests.support.etcd_server import EtcdCluster, EtcdServer
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:

@@ -1,4 +1,4 @@
-"""pytest fixtures for tests against a real etcd (helpers in ``tests/etcdlab.py``).
+"""pytest fixtures for tests against a real etcd (helpers in ``tests/support/etcd_server.py``).
 
 - ``etcd``: one single-member etcd shared by the whole session (starting one costs
   about half a second). Tests using it must keep to their own ``etcd_prefix`` and must
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.etcdlab import ETCD, ETCDCTL, OPENSSL, EtcdCluster, EtcdServer, TLSFiles, make_certs
+from tests.support.etcd_server import ETCD, ETCDCTL, OPENSSL, EtcdCluster, EtcdServer, TLSFiles, make_certs
 
 _counter = itertools.count(1)
 _ETCD_FIXTURES = {"etcd", "etcd_factory", "etcd_tls", "etcd_cluster"}

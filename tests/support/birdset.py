@@ -1,24 +1,28 @@
-"""Render and check one node's BIRD files offline, from a flat key map.
+"""Render and check one node's BIRD files offline, from a flat key map (tests, bench).
 
-Renders every resource of a confdir (``conf.d/*.toml`` + ``templates/``) the way the
-daemon does (each resource sees only the keys it reads, with its prefix cut off), and
-checks a family's main file with ``bird -p`` / ``bird6 -p`` with its includes beside
-it. Used by the tests and the benchmarks; the daemon goes through the
-scheduler and the writer instead.
+Built the way the product builds it: the confdir loaded by
+:meth:`confpy.engine.Loaded.from_settings`, the keys served by a store
+(:class:`MemoryStore`) asked for the loaded, collapsed prefixes, and a
+:class:`confpy.cache.Cache` handing each resource the keys it reads. A key that the
+product would not read (a prefix rule gone wrong) is then missing here too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
 from confpy.cache import Cache
+from confpy.engine import Loaded
 from confpy.keyview import KeyView
 from confpy.render import Renderer
-from confpy.resource import TemplateResource, load_resources
-from confpy.stores.base import Snapshot
+from confpy.resource import TemplateResource
+from confpy.settings import Settings
+from confpy.stores.base import Store
+from confpy.stores.memory import MemoryStore
 
 DAEMONS = {4: "bird", 6: "bird6"}
 
@@ -34,15 +38,23 @@ class BirdSet:
 
     def __init__(self, confdir: Path, node_name: str) -> None:
         self.node_name = node_name
-        self.resources: list[TemplateResource] = load_resources(confdir, node_name)
-        self.renderer = Renderer(confdir / "templates")
+        self.loaded = Loaded.from_settings(Settings(confdir=confdir, node_name=node_name))
 
-    def views(self, values: Mapping[str, str]) -> dict[str, tuple[TemplateResource, KeyView]]:
-        """Destination file name -> (resource, the keys it reads)."""
-        cache = Cache(Snapshot(0, dict(values)))
+    @property
+    def renderer(self) -> Renderer:
+        return self.loaded.renderer
+
+    @property
+    def resources(self) -> list[TemplateResource]:
+        return self.loaded.resources
+
+    def views(self, values: Mapping[str, str] | Store) -> dict[str, tuple[TemplateResource, KeyView]]:
+        """Destination file name -> (resource, the keys it reads), from a key map or a store."""
+        store = MemoryStore(values) if isinstance(values, Mapping) else values
+        cache = Cache(asyncio.run(store.snapshot(self.loaded.prefixes)))
         return {r.dest.name: (r, cache.view(r)) for r in self.resources}
 
-    def render(self, values: Mapping[str, str]) -> dict[str, str]:
+    def render(self, values: Mapping[str, str] | Store) -> dict[str, str]:
         """Destination file name -> rendered text; raises RenderError on the first failure."""
         return {
             name: self.renderer.render(r.src, view, self.node_name)

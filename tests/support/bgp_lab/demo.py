@@ -1,6 +1,6 @@
 """Demo: the 3-node lab up, its routes and sessions, changes propagating with timings.
 
-    sudo bash examples/lab                  # or: sudo .venv/bin/python -m tests.lab.demo
+    sudo bash examples/lab                  # or: sudo .venv/bin/python -m tests.support.bgp_lab.demo
     sudo bash examples/lab --changes 20 --keep-logs
 
 1. builds the lab (etcd on loopback, one confpy watcher per node, BIRD per namespace)
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.lab.cluster import IP, G, Lab, LabError, block_key, block_of, missing_requirements, run
+from tests.support.bgp_lab.cluster import IP, G, Lab, LabError, block_key, block_of, missing_requirements, run
 
 CONFIRMED = '{"state":"confirmed","deleted":false}'
 
@@ -54,7 +54,9 @@ def banner(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.lab.demo", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m tests.support.bgp_lab.demo", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--changes", type=int, default=10, help="puts to measure (default 10)")
     ap.add_argument("--wait-min", default="50ms", help="confpy's -wait-min (default 50ms)")
     ap.add_argument("--workdir", help="lab directory (default: a new temporary one)")

@@ -1,0 +1,196 @@
+"""The loaded configuration and the one-shot modes: -onetime, -noop and --stdout review.
+
+:class:`Loaded` is everything derived from conf.d and the templates (replaced whole on
+SIGHUP); :class:`Engine` owns it with the settings, the store and the redactor, and
+picks the mode. The daemon (-watch, -interval) is :mod:`confpy.daemon`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confpy import calico
+from confpy.apply import Applier, Mode, Status, UnitResult
+from confpy.cache import Cache
+from confpy.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, ConfigError, RenderError
+from confpy.keys import collapse
+from confpy.redact import Redactor
+from confpy.render import Renderer, TemplatePlugin
+from confpy.resource import TemplateResource, Unit, group_units, load_resources
+from confpy.settings import STORE_FIELDS, Settings, build_settings
+from confpy.stores import open_store
+from confpy.stores.base import Store, StoreError
+
+log = logging.getLogger("confpy")
+
+#: The globals every template may use beyond confd's functions.
+TEMPLATE_PLUGINS: tuple[TemplatePlugin, ...] = (calico.template_globals,)
+
+
+@dataclass
+class Loaded:
+    """Everything derived from conf.d and the templates; replaced whole on SIGHUP."""
+
+    renderer: Renderer
+    resources: list[TemplateResource]
+    units: list[Unit]
+    prefixes: list[str]  # what the store is asked for: every resource key, collapsed
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Loaded:
+        renderer = Renderer(settings.confdir / "templates", TEMPLATE_PLUGINS)
+        resources = load_resources(
+            settings.confdir, settings.node_name, settings.prefix, renderer.compile, settings.dest_root
+        )
+        if settings.resources:
+            resources = select_resources(resources, settings.resources)
+        units = group_units(resources)
+        prefixes = collapse(k for r in resources for k in r.keys)
+        return cls(renderer, resources, units, prefixes)
+
+
+def select_resources(resources: list[TemplateResource], names: Iterable[str]) -> list[TemplateResource]:
+    """The named resources, and the rest of their units (a unit is applied whole)."""
+    wanted = set(names)
+    known = {r.name for r in resources} | {str(r.dest) for r in resources}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise ConfigError(f"--resource: no resource named {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    units = {r.unit for r in resources if r.name in wanted or str(r.dest) in wanted}
+    return [r for r in resources if r.unit in units]
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    loaded: Loaded
+    store: Store
+    redactor: Redactor
+    #: The command-line flags the settings came from; SIGHUP builds them again from these.
+    flags: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        store: Store | None = None,
+        redactor: Redactor | None = None,
+        flags: Mapping[str, Any] | None = None,
+    ) -> Engine:
+        return cls(
+            settings,
+            Loaded.from_settings(settings),
+            store or open_store(settings),
+            redactor or Redactor(settings.sensitive_keys),
+            flags or {},
+        )
+
+    def reread_settings(self) -> Settings:
+        """Settings built again from flags, environment and config file (for SIGHUP).
+
+        The store is kept: its settings take a restart, which the log says.
+        """
+        if not self.flags:
+            return self.settings
+        new = build_settings(self.flags)
+        moved = [f for f in STORE_FIELDS if getattr(new, f) != getattr(self.settings, f)]
+        if moved:
+            log.warning(
+                "config reload: store settings changed (%s): they apply after a restart", ", ".join(moved)
+            )
+            for name in moved:
+                setattr(new, name, getattr(self.settings, name))
+        return new
+
+    def applier(self) -> Applier:
+        s = self.settings
+        mode = Mode.NOOP if s.noop else Mode.SYNC_ONLY if s.sync_only else Mode.APPLY
+        shown = Redactor() if s.show_secrets and mode is Mode.NOOP else self.redactor
+        return Applier(self.loaded.renderer, s.node_name, mode, s.keep_stage_file, shown)
+
+    async def main(self) -> int:
+        s = self.settings
+        if s.stdout:
+            return await self.review()
+        if s.onetime or (s.noop and not s.watch):
+            return await self.onetime()
+        from confpy.daemon import Daemon  # the watch machinery: only for the daemon
+
+        return await Daemon(self).run()
+
+    async def read_once(self) -> Cache | None:
+        """One snapshot of every prefix, for a one-shot mode; None if the store is unreachable."""
+        try:
+            start = time.perf_counter()
+            snap = await self.store.snapshot(self.loaded.prefixes)
+        except StoreError as exc:
+            log.error("store unreachable: %s", exc)
+            return None
+        finally:
+            await self.store.close()
+        log.debug(
+            "read %d keys at revision %d in %.0f ms",
+            len(snap.values), snap.revision, (time.perf_counter() - start) * 1e3,
+        )  # fmt: skip
+        self.redactor.observe(snap.values)
+        return Cache(snap)
+
+    async def onetime(self) -> int:
+        cache = await self.read_once()
+        if cache is None:
+            return EXIT_UNREACHABLE
+        applier = self.applier()
+        results = [applier.run(u, cache.view) for u in self.loaded.units]
+        for r in results:
+            if r.report:
+                print(r.report, flush=True)
+        return _summarise(results, applier.mode)
+
+    async def review(self) -> int:
+        """--stdout: each selected resource rendered to standard output; no writes, no commands."""
+        cache = await self.read_once()
+        if cache is None:
+            return EXIT_UNREACHABLE
+        status = EXIT_OK
+        for r in self.loaded.resources:
+            try:
+                text = self.loaded.renderer.render(r.src, cache.view(r), self.settings.node_name)
+            except RenderError as exc:
+                log.error("%s: %s", r.name, exc)
+                status = EXIT_FAILED
+                continue
+            state = _disk_state(r.dest, text.encode())
+            if not self.settings.show_secrets:
+                text = self.redactor(text)
+            sys.stdout.write(f"# ==> {r.dest} ({r.name}; {state}) <==\n{text}")
+            if text and not text.endswith("\n"):
+                sys.stdout.write("\n")
+        sys.stdout.flush()
+        return status
+
+
+def _disk_state(dest: Path, content: bytes) -> str:
+    try:
+        return "same as on disk" if dest.read_bytes() == content else "differs from disk"
+    except FileNotFoundError:
+        return "not on disk yet"
+    except OSError as exc:
+        return f"unreadable on disk: {exc.strerror}"
+
+
+def _summarise(results: list[UnitResult], mode: Mode) -> int:
+    counts: dict[Status, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    text = ", ".join(f"{n} {s.value}" for s, n in counts.items())
+    failed = [r for r in results if not r.ok]
+    (log.error if failed else log.info)(
+        "%s%d unit(s): %s", "noop: " if mode is Mode.NOOP else "", len(results), text
+    )
+    return EXIT_FAILED if failed else EXIT_OK
