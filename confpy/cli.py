@@ -167,7 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not logging.getLogger("confpy").isEnabledFor(logging.ERROR):
                 print(f"confpy: {redactor(str(exc))}", file=sys.stderr)
             return EXIT_USAGE
-        return asyncio.run(engine.main())
+        if engine.one_shot:
+            return asyncio.run(engine.run_once())
+        from confpy.daemon import Daemon  # the watch machinery: only for the daemon
+
+        return asyncio.run(Daemon(engine).run())
     finally:
         gc.enable()  # main() may run inside another program (the tests)
 

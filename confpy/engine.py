@@ -1,8 +1,8 @@
 """The loaded configuration and the one-shot modes: -onetime, -noop and --stdout review.
 
 :class:`Loaded` is everything derived from conf.d and the templates (replaced whole on
-SIGHUP); :class:`Engine` owns it with the settings, the store and the redactor, and
-picks the mode. The daemon (-watch, -interval) is :mod:`confpy.daemon`.
+SIGHUP); :class:`Engine` owns it with the settings, the store and the redactor. The
+daemon (-watch, -interval) is :mod:`confpy.daemon`; :mod:`confpy.cli` picks the mode.
 """
 
 from __future__ import annotations
@@ -114,15 +114,14 @@ class Engine:
         shown = Redactor() if s.show_secrets and mode is Mode.NOOP else self.redactor
         return Applier(self.loaded.renderer, s.node_name, mode, s.keep_stage_file, shown)
 
-    async def main(self) -> int:
+    @property
+    def one_shot(self) -> bool:
+        """-onetime, --stdout, or -noop without -watch: read once, apply or show, exit."""
         s = self.settings
-        if s.stdout:
-            return await self.review()
-        if s.onetime or (s.noop and not s.watch):
-            return await self.onetime()
-        from confpy.daemon import Daemon  # the watch machinery: only for the daemon
+        return s.stdout or s.onetime or (s.noop and not s.watch)
 
-        return await Daemon(self).run()
+    async def run_once(self) -> int:
+        return await (self.review() if self.settings.stdout else self.onetime())
 
     async def read_once(self) -> Cache | None:
         """One snapshot of every prefix, for a one-shot mode; None if the store is unreachable."""

@@ -241,14 +241,3 @@ def test_keep_stage_file_keeps_the_staged_set_after_a_failed_check(
     assert run(confdir, data, "-keep-stage-file") == 1
     (stage,) = [p for p in out(confdir, "x").parent.iterdir() if p.name.startswith(".confpy-stage-")]
     assert (stage / "inc.cfg").read_text() == "inc BAD\n"
-
-
-def test_a_planted_symlink_in_the_stage_is_never_followed(tmp_path: Path) -> None:
-    from confpy.writer import write_new_file
-
-    victim = tmp_path / "victim"
-    victim.write_text("keep\n")
-    (tmp_path / "link").symlink_to(victim)
-    with pytest.raises(FileExistsError):
-        write_new_file(tmp_path / "link", b"evil", 0o644, None, None)
-    assert victim.read_text() == "keep\n"

@@ -40,6 +40,7 @@ import pytest
 import yaml
 
 from confpy.cli import main
+from confpy.commands import birdc_configure
 from tests.support import bird_daemon
 from tests.support.bird_daemon import BirdDaemon, bird_binary
 
@@ -157,15 +158,23 @@ def reconfigurations(daemon: BirdDaemon) -> int:
     return text.count(RECONFIGURING) - text.count(HUP_LOGGED)
 
 
-def settle() -> None:
-    """Time for a reload that should not happen to show in BIRD's log (a HUP is async)."""
-    time.sleep(0.3)
+def settled_reconfigurations(daemon: BirdDaemon) -> int:
+    """:func:`reconfigurations` behind a barrier rather than after a sleep: our own
+    ``configure`` on BIRD's control socket, which BIRD answers only after handling every
+    request made before it (and logging each). The barriers are not counted."""
+    result = birdc_configure(str(daemon.socket), 10)
+    assert result.ok, result.summary()
+    _barriers[daemon.socket] = _barriers.get(daemon.socket, 0) + 1
+    return reconfigurations(daemon) - _barriers[daemon.socket]
+
+
+_barriers: dict[Path, int] = {}
 
 
 Snapshot = dict[str, tuple[bytes, int, int]]
 
 
-class Lab:
+class BirdNode:
     """A copy of the project's confdir, a dest root, a data file and BIRD daemons."""
 
     def __init__(self, tmp: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -297,7 +306,9 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+def node(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[BirdNode]:
     monkeypatch.setenv("BIRD_FLAVOR", "stock")
     monkeypatch.delenv("CALICO_ROUTER_ID", raising=False)
     bird = bird_binary("bird")
@@ -305,11 +316,11 @@ def lab(tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.Mo
     # The project's check is "bird -p -c {{.src}}": BIRD's sbin directory on PATH.
     monkeypatch.setenv("PATH", f"{os.path.dirname(bird)}:{os.environ.get('PATH', '/usr/bin:/bin')}")
     caplog.set_level(logging.INFO)
-    lab = Lab(tmp_path, caplog)
+    node = BirdNode(tmp_path, caplog)
     try:
-        yield lab
+        yield node
     finally:
-        lab.stop()
+        node.stop()
 
 
 def changed_files(before: Snapshot, after: Snapshot) -> set[str]:
@@ -319,35 +330,36 @@ def changed_files(before: Snapshot, after: Snapshot) -> set[str]:
 # --------------------------------------------------------------------------- check failure
 
 
-def test_a_unit_whose_new_main_file_bird_rejects_changes_no_file_and_leaves_bird_alone(lab: Lab) -> None:
-    lab.first_apply()
-    bird = lab.start("bird")
-    lab.reload_by("bird", reload_birdc=str(bird.socket))
-    before = lab.snapshot()
+def test_a_unit_whose_new_main_file_bird_rejects_changes_no_file_and_leaves_bird_alone(
+    node: BirdNode,
+) -> None:
+    node.first_apply()
+    bird = node.start("bird")
+    node.reload_by("bird", reload_birdc=str(bird.socket))
+    before = node.snapshot()
     protocols, routes = birdc(bird, "show protocols"), birdc(bird, "show route")
 
     # A template upgrade with a typo in bird.cfg lands with a change that touches all
     # three files of the unit: the includes are fine, the main file is not.
-    lab.edit_template("bird.cfg.j2", GOOD_ROUTER_ID, TYPO_ROUTER_ID)
-    lab.change(ALL_THREE)
-    assert lab.run() == 1
-    assert "unit bird: check failed: bird -p -c " in lab.log
-    assert "syntax error" in lab.log, lab.log
-    assert lab.snapshot() == before, "no file of the unit changed, not even the valid includes"
-    assert lab.leftovers() == [], "no stage directory, no pending marker"
+    node.edit_template("bird.cfg.j2", GOOD_ROUTER_ID, TYPO_ROUTER_ID)
+    node.change(ALL_THREE)
+    assert node.run() == 1
+    assert "unit bird: check failed: bird -p -c " in node.log
+    assert "syntax error" in node.log, node.log
+    assert node.snapshot() == before, "no file of the unit changed, not even the valid includes"
+    assert node.leftovers() == [], "no stage directory, no pending marker"
 
-    settle()
-    assert reconfigurations(bird) == 0, bird.log_text()
+    assert settled_reconfigurations(bird) == 0, bird.log_text()
     assert birdc(bird, "show protocols") == protocols
     assert birdc(bird, "show route") == routes
     assert bird.alive()
 
     # The typo fixed, the same change goes through whole: three files, one reload.
-    lab.edit_template("bird.cfg.j2", TYPO_ROUTER_ID, GOOD_ROUTER_ID)
-    assert lab.run() == 0, lab.log
-    assert changed_files(before, lab.snapshot()) == set(BIRD_FILES)
+    node.edit_template("bird.cfg.j2", TYPO_ROUTER_ID, GOOD_ROUTER_ID)
+    assert node.run() == 0, node.log
+    assert changed_files(before, node.snapshot()) == set(BIRD_FILES)
     assert bird.wait_log(RECONFIGURING)
-    assert lab.log.count(RELOADED) == 1
+    assert node.log.count(RELOADED) == 1
     assert "Global_10_0_0_9" in birdc(bird, "show protocols")
 
 
@@ -355,35 +367,35 @@ def test_a_unit_whose_new_main_file_bird_rejects_changes_no_file_and_leaves_bird
 
 
 def test_a_first_start_with_no_destinations_succeeds_in_one_pass_and_bird_starts_on_the_files(
-    lab: Lab,
+    node: BirdNode,
 ) -> None:
-    checked = lab.tmp / "checked"
-    lab.without_reloads()  # nothing runs yet: BIRD starts on the files afterwards
+    checked = node.tmp / "checked"
+    node.without_reloads()  # nothing runs yet: BIRD starts on the files afterwards
     for unit in ("bird", "bird6"):
         # The project's check, then a note of the staged path it ran on.
-        lab.set_fields(
+        node.set_fields(
             unit, only=unit, check_cmd=f"{unit} -p -c {{{{.src}}}} && echo {{{{.src}}}} >> {checked}"
         )
-    assert list(lab.config.iterdir()) == []
+    assert list(node.config.iterdir()) == []
 
-    assert lab.run() == 0, lab.log
-    assert sorted(p.name for p in lab.config.iterdir()) == sorted(ALL_FILES)
+    assert node.run() == 0, node.log
+    assert sorted(p.name for p in node.config.iterdir()) == sorted(ALL_FILES)
     ran_on = [Path(line) for line in checked.read_text().splitlines()]
     assert sorted(p.name for p in ran_on) == ["bird.cfg", "bird6.cfg"]
     for path in ran_on:
         # bird -p found the includes in the stage, beside the main file: none was on disk yet.
-        assert path.parent.parent == lab.config and path.parent.name.startswith(".confpy-stage-"), path
+        assert path.parent.parent == node.config and path.parent.name.startswith(".confpy-stage-"), path
         assert not path.parent.exists(), "the stage is removed"
-    assert lab.leftovers() == []
+    assert node.leftovers() == []
 
-    bird, bird6 = lab.start("bird"), lab.start("bird6")
+    bird, bird6 = node.start("bird"), node.start("bird6")
     protocols = birdc(bird, "show protocols")
     for name in ("static1", "kernel1", "Mesh_172_29_141_96", "Global_172_29_141_1", "Node_172_29_141_254"):
         assert name in protocols, protocols
     assert re.search(r"^192\.168\.33\.0/26 +blackhole \[static1 ", birdc(bird, "show route"), re.M)
     assert re.search(r"^fd00:10::1:0/122 +blackhole \[static1 ", birdc(bird6, "show route"), re.M)
 
-    assert lab.run() == 0
+    assert node.run() == 0
     assert len(checked.read_text().splitlines()) == 2, "in sync: nothing checked again"
 
 
@@ -399,20 +411,19 @@ def test_a_first_start_with_no_destinations_succeeds_in_one_pass_and_bird_starts
     ids=["ipam+aggr", "main+ipam"],
 )
 def test_one_change_touching_two_files_of_the_unit_reloads_bird_once(
-    lab: Lab, change: dict[str, str], touched: set[str]
+    node: BirdNode, change: dict[str, str], touched: set[str]
 ) -> None:
-    lab.first_apply()
-    bird = lab.start("bird")
-    lab.reload_by("bird", reload_birdc=str(bird.socket))
-    before = lab.snapshot()
+    node.first_apply()
+    bird = node.start("bird")
+    node.reload_by("bird", reload_birdc=str(bird.socket))
+    before = node.snapshot()
 
-    lab.change(change)
-    assert lab.run() == 0, lab.log
-    assert changed_files(before, lab.snapshot()) == touched
-    assert lab.log.count(RELOADED) == 1, lab.log
+    node.change(change)
+    assert node.run() == 0, node.log
+    assert changed_files(before, node.snapshot()) == touched
+    assert node.log.count(RELOADED) == 1, node.log
     assert bird.wait_log(RECONFIGURING)
-    settle()
-    assert reconfigurations(bird) == 1, bird.log_text()
+    assert settled_reconfigurations(bird) == 1, bird.log_text()
 
     # BIRD runs the new files.
     if NEW_BLOCK.keys() & change.keys():
@@ -420,10 +431,9 @@ def test_one_change_touching_two_files_of_the_unit_reloads_bird_once(
     if NEW_PEER.keys() & change.keys():
         assert re.search(r"^Global_10_0_0_9 +BGP ", birdc(bird, "show protocols"), re.M)
 
-    assert lab.run() == 0
-    assert RELOADED not in lab.log
-    settle()
-    assert reconfigurations(bird) == 1, "in sync: no reload"
+    assert node.run() == 0
+    assert RELOADED not in node.log
+    assert settled_reconfigurations(bird) == 1, "in sync: no reload"
 
 
 # --------------------------------------------------------------------------- bird is not bird6
@@ -437,6 +447,7 @@ import io, json, logging, subprocess, sys, time
 from pathlib import Path
 import psutil
 from confpy.cli import main
+from confpy.commands import birdc_configure
 from tests.support.bird_daemon import BirdDaemon, bird_binary
 
 a = json.loads(sys.argv[1])
@@ -476,22 +487,22 @@ print(json.dumps({"named": named, "pids": pids, "steps": steps}))
 """
 
 
-def test_reload_process_bird_never_signals_bird6(lab: Lab) -> None:
+def test_reload_process_bird_never_signals_bird6(node: BirdNode) -> None:
     """The project's own reloads (SIGHUP to the process named exactly ``bird`` /
     ``bird6``), a real bird and a real bird6. In a PID namespace of the test's own:
     "every process named bird" cannot reach a BIRD of this machine or of another test."""
-    lab.first_apply()
-    lab.restore_confdir()
-    v4, v6 = lab.tmp / "v4.yaml", lab.tmp / "v6.yaml"
-    lab.change({**NEW_POOL, **NEW_BLOCK})  # IPv4 only
-    shutil.copy(lab.data_file, v4)
-    lab.change(NEW_V6_BLOCK)  # and then IPv6 only
-    shutil.copy(lab.data_file, v6)
+    node.first_apply()
+    node.restore_confdir()
+    v4, v6 = node.tmp / "v4.yaml", node.tmp / "v6.yaml"
+    node.change({**NEW_POOL, **NEW_BLOCK})  # IPv4 only
+    shutil.copy(node.data_file, v4)
+    node.change(NEW_V6_BLOCK)  # and then IPv6 only
+    shutil.copy(node.data_file, v6)
     args = {
-        "tmp": str(lab.tmp),
-        "bird": f'include "{lab.dest("bird.cfg")}";\n',
-        "bird6": f'include "{lab.dest("bird6.cfg")}";\n',
-        "flags": [a for a in lab.args() if a not in ("-file", str(lab.data_file))],
+        "tmp": str(node.tmp),
+        "bird": f'include "{node.dest("bird.cfg")}";\n',
+        "bird6": f'include "{node.dest("bird6.cfg")}";\n',
+        "flags": [a for a in node.args() if a not in ("-file", str(node.data_file))],
         "steps": [[str(v4), "bird"], [str(v6), "bird6"]],
     }
     proc = subprocess.run(
@@ -525,70 +536,70 @@ def test_reload_process_bird_never_signals_bird6(lab: Lab) -> None:
 # --------------------------------------------------------------------------- BIRD says no
 
 
-def test_a_reload_bird_refuses_is_exit_1_and_the_next_run_retries_it(lab: Lab) -> None:
-    lab.first_apply()
-    site = lab.tmp / "site.conf"  # a hand-kept file BIRD's config also includes
+def test_a_reload_bird_refuses_is_exit_1_and_the_next_run_retries_it(node: BirdNode) -> None:
+    node.first_apply()
+    site = node.tmp / "site.conf"  # a hand-kept file BIRD's config also includes
     site.write_text("# site additions\n")
-    bird = lab.start("bird", extra=f'include "{site}";\n')
-    lab.reload_by("bird", reload_birdc=str(bird.socket))
+    bird = node.start("bird", extra=f'include "{site}";\n')
+    node.reload_by("bird", reload_birdc=str(bird.socket))
     # The site file takes a name the next change needs. bird -p on the unit's staged
     # files cannot see it (the check passes); BIRD's configure does, and refuses.
     site.write_text("protocol static Global_10_0_0_9 {}\n")
-    lab.change(NEW_PEER)
+    node.change(NEW_PEER)
 
-    assert lab.run() == 1
-    assert "unit bird: reload failed: birdc configure via" in lab.log, lab.log
-    assert f"BIRD refused the configuration: 8002 {site}:1:" in lab.log
-    assert "Symbol already defined" in lab.log
-    assert RELOADED not in lab.log
-    assert "Global_10_0_0_9" in lab.dest("bird.cfg").read_text(), "checked, so written"
-    assert lab.leftovers() == [".confpy-pending-bird"], "the reload is owed"
+    assert node.run() == 1
+    assert "unit bird: reload failed: birdc configure via" in node.log, node.log
+    assert f"BIRD refused the configuration: 8002 {site}:1:" in node.log
+    assert "Symbol already defined" in node.log
+    assert RELOADED not in node.log
+    assert "Global_10_0_0_9" in node.dest("bird.cfg").read_text(), "checked, so written"
+    assert node.leftovers() == [".confpy-pending-bird"], "the reload is owed"
     assert reconfigurations(bird) == 0
     assert "Global_10_0_0_9" not in birdc(bird, "show protocols"), "BIRD keeps its running config"
 
     # Nothing changed: still owed, still refused.
-    assert lab.run() == 1
-    assert "BIRD refused the configuration: 8002" in lab.log
-    assert lab.leftovers() == [".confpy-pending-bird"]
+    assert node.run() == 1
+    assert "BIRD refused the configuration: 8002" in node.log
+    assert node.leftovers() == [".confpy-pending-bird"]
 
     site.write_text("# conflict removed\n")
-    before = lab.snapshot()
-    assert lab.run() == 0, lab.log
-    assert "unit bird: finishing an interrupted apply" in lab.log
-    assert lab.log.count(RELOADED) == 1
-    assert lab.snapshot() == before, "no file rewritten, only the reload run"
-    assert lab.leftovers() == []
+    before = node.snapshot()
+    assert node.run() == 0, node.log
+    assert "unit bird: finishing an interrupted apply" in node.log
+    assert node.log.count(RELOADED) == 1
+    assert node.snapshot() == before, "no file rewritten, only the reload run"
+    assert node.leftovers() == []
     assert bird.wait_log(RECONFIGURING)
     assert re.search(r"^Global_10_0_0_9 +BGP ", birdc(bird, "show protocols"), re.M)
 
-    assert lab.run() == 0
-    assert RELOADED not in lab.log
-    settle()
-    assert reconfigurations(bird) == 1
+    assert node.run() == 0
+    assert RELOADED not in node.log
+    assert settled_reconfigurations(bird) == 1
 
 
 # --------------------------------------------------------------------------- hanging check
 
 
-def test_a_hanging_check_of_the_bird_unit_is_killed_at_its_timeout(lab: Lab) -> None:
-    lab.first_apply()
-    bird = lab.start("bird")
-    lab.reload_by("bird", reload_birdc=str(bird.socket))
-    lab.set_fields("bird", only="bird", check_cmd="bird -p -c {{.src}} && sleep 29.75", check_timeout="500ms")
-    before = lab.snapshot()
-    lab.change(ALL_THREE)
+def test_a_hanging_check_of_the_bird_unit_is_killed_at_its_timeout(node: BirdNode) -> None:
+    node.first_apply()
+    bird = node.start("bird")
+    node.reload_by("bird", reload_birdc=str(bird.socket))
+    node.set_fields(
+        "bird", only="bird", check_cmd="bird -p -c {{.src}} && sleep 29.75", check_timeout="500ms"
+    )
+    before = node.snapshot()
+    node.change(ALL_THREE)
 
     start = time.monotonic()
-    assert lab.run() == 1
+    assert node.run() == 1
     elapsed = time.monotonic() - start
     assert elapsed < 10, f"took {elapsed:.1f} s"
-    assert "timed out after 0.5 s (process group killed)" in lab.log, lab.log
-    assert lab.snapshot() == before
-    assert lab.leftovers() == []
+    assert "timed out after 0.5 s (process group killed)" in node.log, node.log
+    assert node.snapshot() == before
+    assert node.leftovers() == []
     sleepers = [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "29.75"]]
     assert sleepers == [], "the check's process group is gone"
-    settle()
-    assert reconfigurations(bird) == 0
+    assert settled_reconfigurations(bird) == 0
 
 
 # --------------------------------------------------------------------------- kill -9
@@ -601,6 +612,7 @@ KILLER = """
 import os, signal, sys
 import confpy.apply
 from confpy.cli import main
+from confpy.commands import birdc_configure
 
 after = int(sys.argv[1])
 real = confpy.apply.replace
@@ -621,15 +633,15 @@ sys.exit(main(sys.argv[2:]))
 @pytest.mark.parametrize(
     "renames", [1, 2, 3], ids=["after-1st-rename", "after-2nd-rename", "after-last-rename"]
 )
-def test_kill_9_between_renames_is_repaired_by_the_next_run(lab: Lab, renames: int) -> None:
-    lab.first_apply()
-    bird = lab.start("bird")
-    lab.reload_by("bird", reload_birdc=str(bird.socket))
-    before = lab.snapshot()
-    lab.change(ALL_THREE)
+def test_kill_9_between_renames_is_repaired_by_the_next_run(node: BirdNode, renames: int) -> None:
+    node.first_apply()
+    bird = node.start("bird")
+    node.reload_by("bird", reload_birdc=str(bird.socket))
+    before = node.snapshot()
+    node.change(ALL_THREE)
 
     killed = subprocess.Popen(
-        [sys.executable, "-c", KILLER, str(renames), "-onetime", *lab.args()],
+        [sys.executable, "-c", KILLER, str(renames), "-onetime", *node.args()],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -644,62 +656,59 @@ def test_kill_9_between_renames_is_repaired_by_the_next_run(lab: Lab, renames: i
     assert killed.returncode == -signal.SIGKILL, output
 
     # What the kill left: includes first, the checked main file last.
-    mid = lab.snapshot()
+    mid = node.snapshot()
     half = changed_files(before, mid)
     assert len(half) == renames
     assert ("bird.cfg" in half) == (renames == 3), half
-    marker = lab.dest(".confpy-pending-bird")
+    marker = node.dest(".confpy-pending-bird")
     assert sorted(Path(p).name for p in marker.read_text().splitlines()) == sorted(BIRD_FILES)
-    stages = [p for p in lab.config.iterdir() if p.name.startswith(f".confpy-stage-{killed.pid}-")]
+    stages = [p for p in node.config.iterdir() if p.name.startswith(f".confpy-stage-{killed.pid}-")]
     assert len(stages) == 1 and stages[0].is_dir()
-    settle()
-    assert reconfigurations(bird) == 0
+    assert settled_reconfigurations(bird) == 0
 
-    assert lab.run() == 0, lab.log
-    after = lab.snapshot()
+    assert node.run() == 0, node.log
+    after = node.snapshot()
     assert changed_files(before, after) == set(BIRD_FILES)
     for name in half:
         assert after[name] == mid[name], f"{name} was not rewritten"
-        assert f"wrote {lab.dest(name)} " not in lab.log, f"{name} was already final"
+        assert f"wrote {node.dest(name)} " not in node.log, f"{name} was already final"
     for name in set(BIRD_FILES) - half:
-        assert f"wrote {lab.dest(name)} (unit bird)" in lab.log
+        assert f"wrote {node.dest(name)} (unit bird)" in node.log
     if renames == 3:
-        assert "unit bird: finishing an interrupted apply" in lab.log
-    assert lab.log.count(RELOADED) == 1, lab.log
-    assert lab.leftovers() == [], "marker and the killed process's stage removed"
+        assert "unit bird: finishing an interrupted apply" in node.log
+    assert node.log.count(RELOADED) == 1, node.log
+    assert node.leftovers() == [], "marker and the killed process's stage removed"
     assert bird.wait_log(RECONFIGURING)
-    settle()
-    assert reconfigurations(bird) == 1
+    assert settled_reconfigurations(bird) == 1
     assert re.search(r"^Global_10_0_0_9 +BGP ", birdc(bird, "show protocols"), re.M)
     assert re.search(r"^10\.244\.7\.0/26 +blackhole", birdc(bird, "show route"), re.M)
 
     # Final: a further run finds the unit in sync and owes nothing.
-    assert lab.run() == 0
-    assert lab.snapshot() == after
-    assert RELOADED not in lab.log
-    settle()
-    assert reconfigurations(bird) == 1
+    assert node.run() == 0
+    assert node.snapshot() == after
+    assert RELOADED not in node.log
+    assert settled_reconfigurations(bird) == 1
 
 
 # --------------------------------------------------------------------------- -noop
 
 
 def test_noop_shows_every_file_of_the_unit_the_check_on_the_staged_set_and_the_one_reload(
-    lab: Lab, capsys: pytest.CaptureFixture[str]
+    node: BirdNode, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lab.first_apply()
-    bird = lab.start("bird")
-    lab.reload_by("bird", reload_birdc=str(bird.socket))
-    before = lab.snapshot()
-    lab.change(ALL_THREE)
+    node.first_apply()
+    bird = node.start("bird")
+    node.reload_by("bird", reload_birdc=str(bird.socket))
+    before = node.snapshot()
+    node.change(ALL_THREE)
     capsys.readouterr()
 
-    assert main(["-noop", *lab.args()]) == 0, lab.log
+    assert main(["-noop", *node.args()]) == 0, node.log
     report = capsys.readouterr().out
     assert "=== unit bird: 3 of 3 file(s) would change" in report, report
     assert "unit bird6" not in report, "bird6 is in sync"
     for name in BIRD_FILES:
-        assert f"--- {lab.dest(name)}\n+++ {lab.dest(name)}\n" in report
+        assert f"--- {node.dest(name)}\n+++ {node.dest(name)}\n" in report
     assert "\n+protocol bgp Global_10_0_0_9 from bgp_template {\n" in report
     assert "\n+  route 10.244.7.0/26 blackhole;\n" in report
     assert "\n+  if ( net ~ 10.244.0.0/16 ) then {\n" in report
@@ -711,19 +720,17 @@ def test_noop_shows_every_file_of_the_unit_the_check_on_the_staged_set_and_the_o
     assert re.findall(r"^.*reload.*$", report, re.M) == [
         f"would reload once: birdc configure via {bird.socket}"
     ]
-    assert lab.snapshot() == before
-    assert lab.leftovers() == []
-    settle()
-    assert reconfigurations(bird) == 0
+    assert node.snapshot() == before
+    assert node.leftovers() == []
+    assert settled_reconfigurations(bird) == 0
 
     # The same with bird.cfg broken: the check's verdict (BIRD's words) and no reload.
-    lab.edit_template("bird.cfg.j2", GOOD_ROUTER_ID, TYPO_ROUTER_ID)
-    assert main(["-noop", *lab.args()]) == 1
+    node.edit_template("bird.cfg.j2", GOOD_ROUTER_ID, TYPO_ROUTER_ID)
+    assert main(["-noop", *node.args()]) == 1
     report = capsys.readouterr().out
     assert "=== unit bird: 3 of 3 file(s) would change" in report
     assert re.search(r"^check bird -p -c \S+: exit status 1$", report, re.M), report
     assert "syntax error" in report
     assert report.rstrip().endswith("no reload: a check failed")
-    assert lab.snapshot() == before
-    settle()
-    assert reconfigurations(bird) == 0
+    assert node.snapshot() == before
+    assert settled_reconfigurations(bird) == 0

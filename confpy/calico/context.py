@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from functools import cached_property
 
 from confpy import validate
@@ -31,10 +30,9 @@ from confpy.calico.model import (
     json_object,
     parse_advertisements,
     parse_block,
-    parse_peer,
     parse_pool,
-    symbol_part,
 )
+from confpy.calico.sessions import Local, Neighbour, Session, mesh_sessions, peer_sessions, read_neighbours
 from confpy.errors import DataError
 from confpy.funcs import hash_to_ipv4
 from confpy.keyview import KeyView, StoreValue
@@ -48,34 +46,6 @@ class SettingError(DataError):
     def __init__(self, name: str, message: str) -> None:
         super().__init__(f"${name}", message)
         self.args = (f"environment variable {name}: {message}",)
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    """One ``protocol bgp`` block, built from the ``bgp_template``."""
-
-    name: str
-    neighbor: str
-    as_num: int
-    port: int | None = None
-    source_address: str | None = None
-    passive: bool = False
-    restart_time: int | None = None
-    rr_cluster_id: str | None = None  # set: we are this peer's route reflector
-    password: str | None = None  # a BIRD string literal
-    keep_next_hop: bool = False
-    node: str | None = None  # mesh sessions: the neighbour's node name
-
-
-@dataclass(frozen=True, slots=True)
-class _Neighbour:
-    """Another node's keys that its mesh session needs."""
-
-    name: str
-    raw_address: str  # as stored: the passive side is chosen by comparing these strings
-    address: str
-    as_num: int | None
-    listen_port: int | None
 
 
 class BirdContext:
@@ -223,80 +193,33 @@ class BirdContext:
         return None
 
     @cached_property
-    def mesh(self) -> list[Session]:
-        """One session per other node with an address in this family, by node name.
+    def _local(self) -> Local:
+        return Local(
+            address=self.address,
+            raw_address=str(self._raw_address),
+            as_num=self.local_as,
+            global_as=self.global_as,
+            global_listen_port=self.global_listen_port,
+            rr_cluster_id=self.rr_cluster_id,
+        )
 
-        "Other" means another address (Calico compares addresses, not names). Exactly
-        one side of each pair dials: the node whose address *string* sorts lower;
-        ``172.29.141.100`` < ``172.29.141.95``, as in Calico, so mixed clusters agree.
-        """
+    @cached_property
+    def _neighbours(self) -> tuple[list[Neighbour], list[str]]:
+        return read_neighbours(self._view.items_under_full(HOST), self.family)
+
+    @cached_property
+    def mesh(self) -> list[Session]:
+        """One session per other node with an address in this family (sessions.py)."""
         if self.mesh_note or self.address is None:
             return []
-        our_raw = str(self._raw_address)
-        sessions = []
-        owners: dict[str, str] = {}
-        for n in self._neighbours:
-            if n.address == self.address:
-                continue
-            if n.address in owners:
-                key = f"{HOST}/{n.name}/{self.family.address_key}"
-                raise DataError(key, f"{n.address} is also the address of node {owners[n.address]}")
-            owners[n.address] = n.name
-            sessions.append(
-                Session(
-                    name=f"Mesh_{symbol_part(n.address)}",
-                    neighbor=n.address,
-                    port=n.listen_port or self.global_listen_port,
-                    as_num=n.as_num or self.global_as,
-                    source_address=self.address,
-                    passive=n.raw_address > our_raw,
-                    node=n.name,
-                )
-            )
-        return sessions
+        return mesh_sessions(self._neighbours[0], self._local, self.family)
 
     @cached_property
     def nodes_without_address(self) -> list[str]:
         """Nodes whose address key in this family is empty (they get a comment)."""
         if self.mesh_note or self.address is None:
             return []
-        return self._neighbours_and_unaddressed[1]
-
-    @property
-    def _neighbours(self) -> list[_Neighbour]:
-        return self._neighbours_and_unaddressed[0]
-
-    @cached_property
-    def _neighbours_and_unaddressed(self) -> tuple[list[_Neighbour], list[str]]:
-        """Every node under /host with an address key in this family, in one pass over
-        the keys; only the fields a mesh session prints are parsed."""
-        wanted = (self.family.address_key, "as_num", "listen_port")
-        fields: dict[str, dict[str, StoreValue]] = {}
-        cut = len(HOST) + 1
-        for key, value in self._view.items_under_full(HOST):
-            name, _, rest = key[cut:].partition("/")
-            if rest in wanted:
-                fields.setdefault(name, {})[rest] = value
-        neighbours, unaddressed = [], []
-        for name in sorted(fields):
-            keys = fields[name]
-            raw = keys.get(self.family.address_key)
-            if raw is None:
-                continue
-            checked(f"{HOST}/{name}", validate.node_name, name)
-            if not raw:
-                unaddressed.append(name)
-                continue
-            neighbours.append(
-                _Neighbour(
-                    name=name,
-                    raw_address=str(raw),
-                    address=self.family.address(raw.key, raw),
-                    as_num=self._optional_asn(keys.get("as_num") or None),
-                    listen_port=self._optional_port(keys.get("listen_port") or None),
-                )
-            )
-        return neighbours, unaddressed
+        return self._neighbours[1]
 
     @cached_property
     def global_peers(self) -> list[Session]:
@@ -307,35 +230,7 @@ class BirdContext:
         return self._peers(f"{HOST}/{self.node}/{self.family.peer_dir}", "Node")
 
     def _peers(self, base: str, kind: str) -> list[Session]:
-        """Sessions for the peer keys under ``base`` (spec 3.2), by key; a peer at our
-        own address is skipped."""
-        sessions = []
-        defined: dict[str, str] = {}
-        for value in self._children(base):
-            peer = parse_peer(value, self.family)
-            if peer.ip == self.address:
-                continue
-            name = f"{kind}_{peer.protocol_id}"
-            if name in defined:
-                port = peer.port or "default"
-                raise DataError(peer.key, f"peer {peer.ip} port {port} is also configured by {defined[name]}")
-            defined[name] = peer.key
-            same_as = peer.as_num == self.local_as
-            reflect = same_as and self.rr_cluster_id and peer.rr_cluster_id != self.rr_cluster_id
-            sessions.append(
-                Session(
-                    name=name,
-                    neighbor=peer.ip,
-                    port=peer.port,
-                    as_num=peer.as_num,
-                    source_address=self.address if peer.use_node_ip else None,
-                    restart_time=peer.restart_time,
-                    rr_cluster_id=self.rr_cluster_id if reflect else None,
-                    password=peer.password,
-                    keep_next_hop=peer.keep_next_hop and not same_as,
-                )
-            )
-        return sessions
+        return peer_sessions(self._children(base), self._local, self.family, kind)
 
     # --- pools, static routes, reject CIDRs (bird_ipam.cfg) ----------------------------
 

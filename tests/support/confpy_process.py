@@ -116,6 +116,18 @@ class App:
         for p in self.procs:
             p.close()
 
+    @property
+    def writes(self) -> int:
+        """Writes of the file that the watchers logged."""
+        return sum(p.log.count(f"wrote {self.out} ") for p in self.procs)
+
+    def settle(self, server: EtcdServer | EtcdCluster, name: str = "settled") -> None:
+        """Instead of sleeping: a later change the resource reads, written and reloaded.
+        A watcher applies changes in revision order, so all before it are done by then."""
+        server.put(f"{self.key}/name", name)
+        self.wait_file(self.expected(server))
+        wait_for(lambda: self.reloads == self.writes, 15, f"{self.writes} writes to be reloaded")
+
     def wait_file(self, text: str, timeout: float = 15.0) -> None:
         logs = "\n".join(p.log for p in self.procs)
         wait_for(lambda: read(self.out) == text, timeout, f"{self.out} to read {text!r}; logs:\n{logs}")
