@@ -140,7 +140,19 @@ def parse_flags(argv: Sequence[str]) -> dict[str, Any]:
     return flags
 
 
+#: Subcommands, recognised by the first argument; each module has main(argv) -> int.
+TOOLS = {
+    "convert": "confpy.convert.command",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in TOOLS:
+        import importlib
+
+        tool: Any = importlib.import_module(TOOLS[args[0]])
+        return int(tool.main(args[1:]))
     # Start-up (the snapshot, the first render) makes long-lived objects only:
     # the cyclic collector would walk them again and again (a tenth of a -onetime run at
     # 10,000 keys). A one-shot run exits without it; the daemon turns it back on once
@@ -151,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from confpy.logs import setup_logging
         from confpy.redact import Redactor
 
-        flags = parse_flags(sys.argv[1:] if argv is None else argv)
+        flags = parse_flags(args)
         try:
             settings = build_settings(flags)
         except ConfigError as exc:

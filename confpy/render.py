@@ -23,6 +23,8 @@ from jinja2.utils import internalcode
 
 from confpy.errors import ConfigError, DataError, RenderError
 from confpy.funcs import FILTERS, FUNCTIONS
+from confpy.gofmt import print_value
+from confpy.goruntime import GO, GoTemplateError
 from confpy.keyview import KeyView, KVPair, MissingKeyError, StoreValue
 
 #: Extra template globals for one render, from the resource's keys and the node name.
@@ -231,6 +233,9 @@ class Renderer:
         )
         self.env.globals.update(FUNCTIONS)
         self.env.filters.update(FILTERS)
+        # Go's semantics for templates converted from confd's (confpy convert)
+        self.env.globals["go"] = GO
+        self.env.filters["go"] = print_value
 
     def compile(self, src: str) -> jinja2.Template:
         """Load and compile ``src`` (cached); a syntax error names file and line."""
@@ -267,6 +272,8 @@ class Renderer:
 def _describe(exc: Exception) -> str:
     if isinstance(exc, DataError | jinja2.UndefinedError):
         return str(exc)
+    if isinstance(exc, GoTemplateError):
+        return f"as confd would: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
 
