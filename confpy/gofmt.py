@@ -257,6 +257,8 @@ def _quote_rune(code: int) -> str:
 def _string(s: _Spec, v: str) -> str:
     if s.prec is not None:
         v = v[: s.prec]
+    if s.verb == "v" and s.sharp:
+        return s.pad(go_quote(v))
     if s.verb in ("s", "v"):
         return s.pad(v)
     if s.verb == "q":

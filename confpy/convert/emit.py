@@ -164,6 +164,7 @@ class _Pass(Exprs):
     def range_(self, node: n.Range) -> None:
         self.pos = node.tag.pos
         value = self.pipe(node.pipe)
+        self.pos = node.tag.pos
         decls = node.pipe.decls
         if node.pipe.is_assign:
             self.problem("range with '=' (assigning existing variables) is not converted")
