@@ -171,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         redactor = Redactor(settings.sensitive_keys)
         setup_logging(settings.log_level, settings.log_format, redactor)
+        for warning in settings.warnings:
+            logging.getLogger("confpy").warning("%s", warning)
         try:
             engine = Engine.create(settings, redactor=redactor, flags=flags)
         except ConfigError as exc:

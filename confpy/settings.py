@@ -6,6 +6,7 @@ operators expect.
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
 import tomllib
@@ -56,6 +57,8 @@ class Settings:
     wait_min: float = 0.1
     wait_max: float = 1.0
     connect_timeout: float = 5.0
+    #: What the settings' sources said that confpy ignores (logged at start, not settable).
+    warnings: list[str] = field(default_factory=list, compare=False)
 
     @property
     def store_kind(self) -> str:
@@ -67,7 +70,7 @@ class Settings:
         return [n if "://" in n else f"{self.scheme}://{n}" for n in self.nodes]
 
 
-_FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
+_FIELD_TYPES = {f.name: f.type for f in fields(Settings) if f.name != "warnings"}
 #: Settings of the store connection: a running daemon keeps them until restarted.
 STORE_FIELDS = ("backend", "nodes", "files", "scheme", "client_cert", "client_key", "client_ca_keys",
                 "username", "password", "connect_timeout")  # fmt: skip
@@ -78,6 +81,26 @@ _ALIASES = {
     "client_cakeys": "client_ca_keys",
     "resource": "resources",
     "sensitive_key": "sensitive_keys",
+}
+
+
+#: confd.toml settings confpy does not implement, and what to do instead.
+CONFD_ONLY = {
+    "auth_token": "token authentication is for Vault and Consul, which confpy has no client for",
+    "auth_type": "Vault authentication: confpy has no Vault client",
+    "app_id": "Vault authentication: confpy has no Vault client",
+    "user_id": "Vault authentication: confpy has no Vault client",
+    "role_id": "Vault authentication: confpy has no Vault client",
+    "secret_id": "Vault authentication: confpy has no Vault client",
+    "path": "Vault's mount path: confpy has no Vault client",
+    "basic_auth": "username and password turn on etcd authentication by themselves",
+    "client_insecure": "confpy always verifies etcd's certificate (give client_cakeys)",
+    "srv_domain": "DNS SRV discovery is not implemented: list the etcd members in nodes",
+    "srv_record": "DNS SRV discovery is not implemented: list the etcd members in nodes",
+    "table": "DynamoDB: confpy has no DynamoDB client",
+    "separator": "Redis: confpy has no Redis client",
+    "filter": "give a directory or several files in file",
+    "calicoconfig": "Calico's own datastore client: read etcd with nodes instead",
 }
 
 
@@ -131,11 +154,20 @@ def read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
     out: dict[str, Any] = {}
+    warnings: list[str] = []
     for raw, value in doc.items():
         name = normalise_name(raw)
+        if name in CONFD_ONLY:
+            warnings.append(f"{path}: {raw}: a confd setting confpy does not implement ({CONFD_ONLY[name]}): ignored")
+            continue
         if name not in _FIELD_TYPES or name == "config_file":
-            raise ConfigError(f"{path}: unknown setting {raw!r}")
+            known = sorted(set(_FIELD_TYPES) | set(CONFD_ONLY) | set(_ALIASES) - {"config_file"})
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{path}: unknown setting {raw!r}{hint}")
         out[name] = _coerce(name, value, str(path))
+    if warnings:
+        out["warnings"] = warnings
     return out
 
 
@@ -156,9 +188,10 @@ def build_settings(flags: Mapping[str, Any], environ: Mapping[str, str] | None =
     explicit = config_path is not None
     file_layer = read_config_file(Path(config_path or DEFAULT_CONFIG_FILE), explicit)
     merged: dict[str, Any] = {**file_layer, **env_layer}
+    warnings = merged.pop("warnings", [])
     for name, value in flags.items():
         merged[name] = _coerce(name, value, "-" + name.replace("_", "-"))
-    settings = Settings(**merged)
+    settings = Settings(**merged, warnings=list(warnings))
     if not settings.node_name:
         settings.node_name = environ.get("NODENAME") or socket.gethostname()
     validate(settings)
@@ -184,3 +217,5 @@ def validate(s: Settings) -> None:
         raise ConfigError(f"-metrics-addr: {s.metrics_addr!r} is not HOST:PORT")
     if "/" in s.node_name or not s.node_name:
         raise ConfigError(f"node name {s.node_name!r} is not usable in a key")
+    if s.onetime and s.watch:
+        s.warnings.append("-onetime and -watch both given: -onetime wins, as in confd (apply once and exit)")

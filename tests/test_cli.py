@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from confpy.cli import main, parse_flags
+from confpy.errors import ConfigError
 from confpy.settings import build_settings
 from tests.conftest import MakeConfdir
 
@@ -141,3 +142,67 @@ def test_a_switch_takes_the_words_its_environment_variable_takes() -> None:
     with pytest.raises(SystemExit) as exit_:
         parse_flags(["-watch=maybe"])
     assert exit_.value.code == 2
+
+
+CONFD_TOML = """\
+backend = "etcdv3"
+confdir = "/etc/confd"
+log-level = "debug"
+interval = 600
+noop = false
+prefix = "/production"
+scheme = "https"
+srv_domain = "etcd.example.com"
+srv_record = "_etcd-client._tcp.example.com"
+nodes = ["10.0.0.1:2379"]
+client_cakeys = "/ca.pem"
+client_cert = "/cert.pem"
+client_key = "/key.pem"
+client_insecure = false
+basic_auth = true
+auth_type = "app-id"
+auth_token = "t"
+username = "u"
+password = "p"
+table = "confd"
+separator = "/"
+app_id = "a"
+user_id = "u"
+role_id = "r"
+secret_id = "s"
+path = "/v1"
+filter = "*.yml"
+watch = true
+sync-only = false
+keep-stage-file = false
+"""
+
+
+def test_confd_toml_as_confd_documents_it_is_accepted(tmp_path: Path) -> None:
+    conf = tmp_path / "confd.toml"
+    conf.write_text(CONFD_TOML)
+    s = build_settings({"config_file": str(conf)}, {"NODENAME": "n1"})
+    assert (s.backend, s.prefix, s.scheme, s.client_key, s.username, s.watch) == ("etcdv3", "/production", "https", "/key.pem", "u", True)
+    ignored = [w.split(": ")[1] for w in s.warnings]
+    assert ignored == ["srv_domain", "srv_record", "client_insecure", "basic_auth", "auth_type", "auth_token",
+                       "table", "separator", "app_id", "user_id", "role_id", "secret_id", "path", "filter"]  # fmt: skip
+    assert "list the etcd members in nodes): ignored" in s.warnings[0]
+
+
+def test_a_misspelt_setting_is_still_refused_with_a_suggestion(tmp_path: Path) -> None:
+    conf = tmp_path / "confpy.toml"
+    conf.write_text('srv_domian = "x"\n')
+    with pytest.raises(ConfigError, match="unknown setting 'srv_domian' \\(did you mean 'srv_domain'\\?\\)"):
+        build_settings({"config_file": str(conf), "files": ["x"]}, {"NODENAME": "n"})
+    conf.write_text('log_levle = "debug"\n')
+    with pytest.raises(ConfigError, match="did you mean 'log_level'"):
+        build_settings({"config_file": str(conf), "files": ["x"]}, {"NODENAME": "n"})
+
+
+def test_onetime_with_watch_says_onetime_wins(confdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "data.yaml").write_text("app:\n  x: '1'\n")
+    (tmp_path / "empty.toml").touch()
+    code = main(["-onetime", "-watch", "-confdir", str(confdir), "-file", str(tmp_path / "data.yaml"),
+                 "-config-file", str(tmp_path / "empty.toml")])  # fmt: skip
+    assert code == 0
+    assert "-onetime and -watch both given: -onetime wins, as in confd (apply once and exit)" in caplog.text
