@@ -12,6 +12,7 @@ import enum
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,8 +210,11 @@ class Applier:
             self._replace(unit, targets, changed, marker, steps)
             for t in changed:
                 extra = {"unit": unit.name, "resource": t.resource.name, "revision": cause.revision}
-                log.info("wrote %s (unit %s)%s", t.dest, unit.name, f": {cause.text}" if cause.text else "",
+                log.info("wrote %s (unit %s): %s%s", t.dest, unit.name, _line_counts(t),
+                         f"; {cause.text}" if cause.text else "",
                          extra={**extra, "keys": list(cause.keys)} if cause.keys else extra)  # fmt: skip
+                if log.isEnabledFor(logging.DEBUG):  # a diff of a big file costs tens of ms
+                    log.debug("diff of %s:\n%s", t.dest, self.redact(_diff(t)), extra=extra)
         else:
             log.info(
                 "unit %s: finishing an interrupted apply (%s)", unit.name, marker, extra={"unit": unit.name}
@@ -299,3 +303,11 @@ def _diff(t: Target) -> str:
     no_eol = "\n\\ No newline at end of file\n"
     text = "".join(line if line.endswith("\n") else line + no_eol for line in lines)
     return text + "".join(f"{t.dest}: {m}\n" for m in t.meta_changes())
+
+
+def _line_counts(t: Target) -> str:
+    """``+3 -1 lines``: lines the new text has that the old has not, and the reverse
+    (as multisets: a line moved is not counted; linear, unlike a diff)."""
+    old = Counter((t.current or b"").splitlines())
+    new = Counter(t.content.splitlines())
+    return f"+{(new - old).total()} -{(old - new).total()} lines"

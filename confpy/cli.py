@@ -42,6 +42,7 @@ exit status of -onetime / -noop / --stdout:
   1  at least one resource failed (render, check, write or reload); the others were applied
   2  usage or configuration error (bad flag, bad resource TOML, missing template)
   3  store unreachable (or a data file unreadable)
+  4  with --detailed-exitcode (-noop, --stdout): nothing failed, but a file would change
 
 store: -node URL (repeatable) selects etcd v3; -file PATH (repeatable, a YAML/JSON file
 or a directory of them) selects the file store; -backend env reads the environment.
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     switch("sync-only", "write files but run no check_cmd and no reload_cmd")
     switch("keep-stage-file", "keep the staging directory (for debugging checks)")
     switch("stdout", "render resources to standard output with a header per file; no writes")
+    switch("detailed-exitcode", "with -noop or --stdout: exit 4 when a file would change (0: all in sync)")
     flag("resource", "only these resources (conf.d name or destination); repeatable", action="append")
     flag("log-level", "debug, info, warning or error (default info)")
     flag("log-format", "text (default) or json: one object per line")

@@ -18,7 +18,7 @@ from typing import Any
 from confpy import calico
 from confpy.apply import Applier, Mode, Status, UnitResult
 from confpy.cache import Cache
-from confpy.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, ConfigError, RenderError
+from confpy.errors import EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_UNREACHABLE, ConfigError, RenderError
 from confpy.keys import collapse
 from confpy.redact import Redactor
 from confpy.render import Renderer, TemplatePlugin
@@ -56,13 +56,19 @@ class Loaded:
 
 
 def select_resources(resources: list[TemplateResource], names: Iterable[str]) -> list[TemplateResource]:
-    """The named resources, and the rest of their units (a unit is applied whole)."""
+    """The named resources (by conf.d name, destination or destination's base name, such
+    as ``bird.cfg``), and the rest of their units (a unit is applied whole)."""
     wanted = set(names)
-    known = {r.name for r in resources} | {str(r.dest) for r in resources}
+
+    def named(r: TemplateResource) -> set[str]:
+        return {r.name, str(r.dest), r.dest.name}
+
+    known = set().union(*(named(r) for r in resources))
     unknown = sorted(wanted - known)
     if unknown:
-        raise ConfigError(f"--resource: no resource named {unknown[0]!r} (known: {', '.join(sorted(known))})")
-    units = {r.unit for r in resources if r.name in wanted or str(r.dest) in wanted}
+        choices = ", ".join(sorted({r.name for r in resources} | {r.dest.name for r in resources}))
+        raise ConfigError(f"--resource: no resource named {unknown[0]!r} (known: {choices})")
+    units = {r.unit for r in resources if named(r) & wanted}
     return [r for r in resources if r.unit in units]
 
 
@@ -149,7 +155,7 @@ class Engine:
         for r in results:
             if r.report:
                 print(r.report, flush=True)
-        return _summarise(results, applier.mode)
+        return _summarise(results, applier.mode, self.settings.detailed_exitcode)
 
     async def review(self) -> int:
         """--stdout: each selected resource rendered to standard output; no writes, no commands."""
@@ -157,6 +163,7 @@ class Engine:
         if cache is None:
             return EXIT_UNREACHABLE
         status = EXIT_OK
+        pending = False
         for r in self.loaded.resources:
             try:
                 text = self.loaded.renderer.render(r.src, cache.view(r), self.settings.node_name)
@@ -165,12 +172,15 @@ class Engine:
                 status = EXIT_FAILED
                 continue
             state = _disk_state(r.dest, text.encode())
+            pending = pending or state != "same as on disk"
             if not self.settings.show_secrets:
                 text = self.redactor(text)
             sys.stdout.write(f"# ==> {r.dest} ({r.name}; {state}) <==\n{text}")
             if text and not text.endswith("\n"):
                 sys.stdout.write("\n")
         sys.stdout.flush()
+        if status == EXIT_OK and pending and self.settings.detailed_exitcode:
+            return EXIT_PENDING
         return status
 
 
@@ -183,7 +193,7 @@ def _disk_state(dest: Path, content: bytes) -> str:
         return f"unreadable on disk: {exc.strerror}"
 
 
-def _summarise(results: list[UnitResult], mode: Mode) -> int:
+def _summarise(results: list[UnitResult], mode: Mode, detailed: bool = False) -> int:
     counts: dict[Status, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -192,4 +202,8 @@ def _summarise(results: list[UnitResult], mode: Mode) -> int:
     (log.error if failed else log.info)(
         "%s%d unit(s): %s", "noop: " if mode is Mode.NOOP else "", len(results), text
     )
-    return EXIT_FAILED if failed else EXIT_OK
+    if failed:
+        return EXIT_FAILED
+    if detailed and any(r.status is Status.WOULD_CHANGE for r in results):
+        return EXIT_PENDING
+    return EXIT_OK

@@ -12,6 +12,8 @@ def printable(text: str) -> str:
 
 # Exit status of -onetime, -noop and --stdout (the README's table).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+#: -noop / --stdout with --detailed-exitcode: nothing failed, some file would change.
+EXIT_PENDING = 4
 
 
 class ConfpyError(Exception):

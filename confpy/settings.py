@@ -42,6 +42,7 @@ class Settings:
     sync_only: bool = False
     keep_stage_file: bool = False
     stdout: bool = False
+    detailed_exitcode: bool = False
     resources: list[str] = field(default_factory=list)
     log_level: str = "info"
     log_format: str = "text"
@@ -158,7 +159,9 @@ def read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
     for raw, value in doc.items():
         name = normalise_name(raw)
         if name in CONFD_ONLY:
-            warnings.append(f"{path}: {raw}: a confd setting confpy does not implement ({CONFD_ONLY[name]}): ignored")
+            warnings.append(
+                f"{path}: {raw}: a confd setting confpy does not implement ({CONFD_ONLY[name]}): ignored"
+            )
             continue
         if name not in _FIELD_TYPES or name == "config_file":
             known = sorted(set(_FIELD_TYPES) | set(CONFD_ONLY) | set(_ALIASES) - {"config_file"})
@@ -217,5 +220,9 @@ def validate(s: Settings) -> None:
         raise ConfigError(f"-metrics-addr: {s.metrics_addr!r} is not HOST:PORT")
     if "/" in s.node_name or not s.node_name:
         raise ConfigError(f"node name {s.node_name!r} is not usable in a key")
+    if s.detailed_exitcode and not (s.noop or s.stdout):
+        raise ConfigError(
+            "--detailed-exitcode: only with -noop or --stdout (exit 4 when a file would change)"
+        )
     if s.onetime and s.watch:
         s.warnings.append("-onetime and -watch both given: -onetime wins, as in confd (apply once and exit)")

@@ -182,7 +182,14 @@ def test_confd_toml_as_confd_documents_it_is_accepted(tmp_path: Path) -> None:
     conf = tmp_path / "confd.toml"
     conf.write_text(CONFD_TOML)
     s = build_settings({"config_file": str(conf)}, {"NODENAME": "n1"})
-    assert (s.backend, s.prefix, s.scheme, s.client_key, s.username, s.watch) == ("etcdv3", "/production", "https", "/key.pem", "u", True)
+    assert (s.backend, s.prefix, s.scheme, s.client_key, s.username, s.watch) == (
+        "etcdv3",
+        "/production",
+        "https",
+        "/key.pem",
+        "u",
+        True,
+    )
     ignored = [w.split(": ")[1] for w in s.warnings]
     assert ignored == ["srv_domain", "srv_record", "client_insecure", "basic_auth", "auth_type", "auth_token",
                        "table", "separator", "app_id", "user_id", "role_id", "secret_id", "path", "filter"]  # fmt: skip
@@ -199,7 +206,9 @@ def test_a_misspelt_setting_is_still_refused_with_a_suggestion(tmp_path: Path) -
         build_settings({"config_file": str(conf), "files": ["x"]}, {"NODENAME": "n"})
 
 
-def test_onetime_with_watch_says_onetime_wins(confdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_onetime_with_watch_says_onetime_wins(
+    confdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "data.yaml").write_text("app:\n  x: '1'\n")
     (tmp_path / "empty.toml").touch()
     code = main(["-onetime", "-watch", "-confdir", str(confdir), "-file", str(tmp_path / "data.yaml"),
