@@ -33,7 +33,14 @@ modes:
   -noop           show what would change (unified diff, check result, the reload
                   that would run); write nothing, reload nothing
   --stdout        render to standard output for review; no writes, no commands
-  (no mode flag: poll every 600 s, as confd does)
+  (no mode flag: poll every 600 s, as confd does; -onetime wins over -watch, as in confd)
+
+subcommands (the first argument; each has --help):
+  convert SRC DEST  convert a confd confdir (Go templates) into a confpy one
+  lint              load every resource and compile every template; list every problem
+  explain KEY       which resources and units read KEY, and which files would change
+  completion bash   print a bash completion script
+  man               print the confpy(1) manual page
 """
 
 EPILOG = """\
@@ -48,8 +55,9 @@ store: -node URL (repeatable) selects etcd v3; -file PATH (repeatable, a YAML/JS
 or a directory of them) selects the file store; -backend env reads the environment.
 
 examples:
-  confpy -onetime -confdir examples/calico -file examples/calico/cluster.yaml -node-name node1
+  confpy --stdout -confdir . -file examples/calico/example-cluster.yaml -node-name node1   # in a checkout
   confpy -confdir=/etc/calico/confd -interval=5 -watch --log-level=debug -node=http://127.0.0.1:2379
+  confpy -noop --detailed-exitcode -confdir=/etc/calico/confd -node=http://127.0.0.1:2379   # 4: drift
 """
 
 
@@ -127,8 +135,9 @@ def go_style(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
     return out
 
 
-def parse_flags(argv: Sequence[str]) -> dict[str, Any]:
-    parser = build_parser()
+def parse_flags(argv: Sequence[str], parser: argparse.ArgumentParser | None = None) -> dict[str, Any]:
+    """The flags given (only those), under Settings' names; ``parser`` may add arguments."""
+    parser = parser or build_parser()
     ns = parser.parse_args(go_style(argv, parser))
     flags = vars(ns)
     if "node" in flags:
@@ -145,6 +154,10 @@ def parse_flags(argv: Sequence[str]) -> dict[str, Any]:
 #: Subcommands, recognised by the first argument; each module has main(argv) -> int.
 TOOLS = {
     "convert": "confpy.convert.command",
+    "lint": "confpy.lint",
+    "explain": "confpy.explain",
+    "completion": "confpy.completion",
+    "man": "confpy.manpage",
 }
 
 

@@ -498,3 +498,15 @@ def test_load_etcd_script_puts_every_key(tmp_path: Path) -> None:
     calls = [fields[i : i + 5] for i in range(0, len(fields), 5)]
     assert all(c[:3] == ["3", "put", "--"] for c in calls)
     assert {c[3]: c[4] for c in calls} == example_keys()
+
+
+def test_the_mesh_comment_says_which_side_is_passive_as_the_sessions_do() -> None:
+    """node1 (172.29.141.95) is passive towards node2 (.96, sorts later) and dials node6
+    (.100, sorts earlier as a string); the comment above the mesh says the same."""
+    bird = render(example_keys())["bird.cfg"]
+    assert "# Of each pair, the node whose address sorts earlier as a string is passive" in bird
+    sessions = {
+        m[1]: m[2] for m in re.finditer(r"protocol bgp (Mesh_\S+) from bgp_template \{(.*?)\n\}", bird, re.S)
+    }
+    assert "passive on;" in sessions["Mesh_172_29_141_96"]
+    assert "passive on;" not in sessions["Mesh_172_29_141_100"].replace("# not passive", "")
