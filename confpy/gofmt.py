@@ -23,26 +23,20 @@ class GoArray(list[Any]):
     """A ``[]interface{}`` (what confd's ``jsonArray`` returns): lists are ``[]string`` otherwise."""
 
 
+#: Go's names of the types converted templates meet, most specific first (bool is an int).
+_TYPE_NAMES: tuple[tuple[type, str], ...] = (
+    (bool, "bool"), (int, "int"), (float, "float64"), (str, "string"), (KVPair, "memkv.KVPair"),
+    (Mapping, "map[string]interface {}"), (_dt.datetime, "time.Time"), (GoArray, "[]interface {}"),
+)  # fmt: skip
+
+
 def type_name(v: object) -> str:
     """Go's ``%T`` of a value."""
     if v is None:
         return "<nil>"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float64"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, KVPair):
-        return "memkv.KVPair"
-    if isinstance(v, Mapping):
-        return "map[string]interface {}"
-    if isinstance(v, _dt.datetime):
-        return "time.Time"
-    if isinstance(v, GoArray):
-        return "[]interface {}"
+    for kind, name in _TYPE_NAMES:
+        if isinstance(v, kind):
+            return name
     if isinstance(v, Sequence):
         if v and all(isinstance(e, KVPair) for e in v):
             return "memkv.KVPairs"

@@ -57,16 +57,11 @@ def _go_value(v: Any) -> Any:
 
 
 def _kind(v: object) -> str:
-    """Go's basicKind, for the comparison functions."""
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, str):
-        return "string"
-    raise GoTemplateError("invalid type for comparison")
+    """Go's basicKind, for the comparison functions: only these four compare."""
+    kind = gofmt.type_name(v)
+    if kind not in ("bool", "int", "float64", "string"):
+        raise GoTemplateError("invalid type for comparison")
+    return kind
 
 
 def _eq(a: object, b: object) -> bool:
@@ -214,25 +209,14 @@ def or_(first: Any, *rest: Any) -> Any:
     return rest[-1] if rest else first
 
 
-def _json(text: object) -> GoMap:
+def _unmarshal(text: object, shape: type[GoMap] | type[GoArray]) -> Any:
+    """confd's json / jsonArray: JSON null is an empty map or list, another shape an error."""
     value = _go_value(parse_json(arg(text, "string")))
     if value is None:
-        return GoMap()
-    if not isinstance(value, GoMap):
-        raise GoTemplateError(
-            f"json: cannot unmarshal {_json_kind(value)} into Go value of type map[string]interface {{}}"
-        )
-    return value
-
-
-def _json_array(text: object) -> GoArray:
-    value = _go_value(parse_json(arg(text, "string")))
-    if value is None:
-        return GoArray()
-    if not isinstance(value, GoArray):
-        raise GoTemplateError(
-            f"json: cannot unmarshal {_json_kind(value)} into Go value of type []interface {{}}"
-        )
+        return shape()
+    if not isinstance(value, shape):
+        target = "map[string]interface {}" if shape is GoMap else "[]interface {}"
+        raise GoTemplateError(f"json: cannot unmarshal {_json_kind(value)} into Go value of type {target}")
     return value
 
 
@@ -357,8 +341,8 @@ class GoRuntime:
     printf = staticmethod(gofmt.sprintf)
     print = staticmethod(gofmt.sprint)
     println = staticmethod(gofmt.sprintln)
-    json = staticmethod(_calling("json", _json))
-    jsonArray = staticmethod(_calling("jsonArray", _json_array))  # noqa: N815 - confd's name
+    json = staticmethod(_calling("json", lambda text: _unmarshal(text, GoMap)))
+    jsonArray = staticmethod(_calling("jsonArray", lambda text: _unmarshal(text, GoArray)))  # noqa: N815 - confd's name
     map = staticmethod(_calling("map", _make_map))
     add = staticmethod(_int_op("add", lambda a, b: a + b))
     sub = staticmethod(_int_op("sub", lambda a, b: a - b))
