@@ -3,10 +3,11 @@
 A converted template is plain Jinja where the value types are known when converting
 (store values are strings, ``len`` is an int...). Where they are not (JSON data, the
 result of ``index``), it calls the ``go`` global, which does what Go's text/template
-(as confd was built, Go 1.15-era) does: ``go.eq`` compares only like kinds and fails
-on a missing value, ``go.json`` gives float64 numbers and a map whose missing keys are
-nil, ``{{ x | go }}`` prints a value as Go does (``<no value>``, ``1e+06``, ``[a b]``,
-``map[a:1]``). Errors are :class:`GoTemplateError`, with Go's words.
+does (Go 1.18 and later, as Go's documentation describes it): ``go.eq`` compares like
+kinds only and a missing value (nil) equals only nil, ``go.json`` gives float64
+numbers and a map whose missing keys are nil, ``{{ x | go }}`` prints a value as Go
+does (``<no value>``, ``1e+06``, ``[a b]``, ``map[a:1]``). Errors are
+:class:`GoTemplateError`, in Go's words.
 """
 
 from __future__ import annotations
@@ -56,24 +57,40 @@ def _go_value(v: Any) -> Any:
     return GoArray(_go_value(x) for x in v)
 
 
+_BASIC = frozenset({"bool", "int", "float64", "string"})
+
+
 def _kind(v: object) -> str:
-    """Go's basicKind, for the comparison functions: only these four compare."""
+    """Go's basicKind, for lt/le/gt/ge: only these four have an order (bool not even)."""
     kind = gofmt.type_name(v)
-    if kind not in ("bool", "int", "float64", "string"):
+    if kind not in _BASIC:
         raise GoTemplateError("invalid type for comparison")
     return kind
 
 
 def _eq(a: object, b: object) -> bool:
-    if _kind(a) != _kind(b):
-        raise GoTemplateError("incompatible types for comparison")
-    return a == b
+    """Go's eq (1.18 on): like basic kinds compare; nil equals only nil; a nil against
+    anything is false; other values compare only with their own kind."""
+    if a is None or b is None:
+        return a is b
+    ka, kb = gofmt.type_name(a), gofmt.type_name(b)
+    if ka in _BASIC and kb in _BASIC:
+        if ka != kb:
+            raise GoTemplateError(f"incompatible types for comparison: {ka} and {kb}")
+        return a == b
+    if ka != kb:
+        raise GoTemplateError(
+            f"non-comparable types {gofmt.value_text(a)}: {ka}, {kb}: {gofmt.value_text(b)}"
+        )
+    if isinstance(a, KVPair):
+        return a == b
+    raise GoTemplateError(f"non-comparable type {gofmt.value_text(b)}: {kb}")
 
 
 def _lt(a: object, b: object) -> bool:
     ka, kb = _kind(a), _kind(b)
     if ka != kb:
-        raise GoTemplateError("incompatible types for comparison")
+        raise GoTemplateError(f"incompatible types for comparison: {ka} and {kb}")
     if ka == "bool":
         raise GoTemplateError("invalid type for comparison")
     return bool(a < b)  # type: ignore[operator]
@@ -183,30 +200,17 @@ def go_range(v: object) -> Iterable[Any]:
 
 
 def range_pairs(v: object) -> Iterable[tuple[Any, Any]]:
-    """``{{range $k, $v := x}}``: (index, item) of a slice, (key, value) of a map by key."""
+    """``{{range $k, $v := x}}``: (index, item) of a slice, (key, value) of a map by key;
+    an int n (Go 1.22 on) gives 0..n-1."""
     if v is None:
         return []
+    if isinstance(v, int) and not isinstance(v, bool):
+        return [(i, i) for i in range(v)]
     if isinstance(v, list):
         return list(enumerate(v))
     if isinstance(v, Mapping):
         return [(k, v[k]) for k in sorted(v)]
     raise GoTemplateError(f"range can't iterate over {gofmt.value_text(v)}")
-
-
-def and_(first: Any, *rest: Any) -> Any:
-    """Go's ``and`` before 1.18: every argument evaluated; the first false one, or the last."""
-    for v in (first, *rest):
-        if not v:  # Python's truth of these values is Go's isTrue
-            return v
-    return rest[-1] if rest else first
-
-
-def or_(first: Any, *rest: Any) -> Any:
-    """Go's ``or`` before 1.18: every argument evaluated; the first true one, or the last."""
-    for v in (first, *rest):
-        if v:
-            return v
-    return rest[-1] if rest else first
 
 
 def _unmarshal(text: object, shape: type[GoMap] | type[GoArray]) -> Any:
@@ -329,8 +333,6 @@ class GoRuntime:
     le = staticmethod(_calling("le", lambda a, b: _lt(a, b) or _eq(a, b)))
     gt = staticmethod(_calling("gt", lambda a, b: not (_lt(a, b) or _eq(a, b))))
     ge = staticmethod(_calling("ge", lambda a, b: not _lt(a, b)))
-    and_ = staticmethod(and_)
-    or_ = staticmethod(or_)
     arg = staticmethod(arg)
     field = staticmethod(field)
     index = staticmethod(_calling("index", index))

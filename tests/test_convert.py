@@ -75,6 +75,9 @@ def test_range_with_index_and_value_else_and_loop_control(go: Go) -> None:
     assert go("{{range $i, $v := split `a,b,c` `,`}}{{$i}}={{$v}};{{end}}") == "0=a;1=b;2=c;"
     assert go("{{range ls `/none`}}x{{else}}empty{{end}}") == "empty"
     assert (
+        go("{{range 3}}{{.}}{{end}} {{range $n := len `ab`}}{{$n}}{{end}}") == "012 01"
+    )  # Go 1.22: over an int
+    assert (
         go(
             "{{range split `a,b,c,d` `,`}}{{if eq . `b`}}{{continue}}{{end}}{{if eq . `d`}}{{break}}{{end}}{{.}}{{end}}"
         )
@@ -139,11 +142,13 @@ def test_define_template_and_block(go: Go) -> None:
 # --- functions and values ------------------------------------------------------------
 
 
-def test_and_or_return_an_operand(go: Go) -> None:
+def test_and_or_return_an_operand_and_stop_at_the_one_that_decides(go: Go) -> None:
     assert (
         go("{{or `` `fallback`}}|{{and `a` `b`}}|{{and `` `b`}}|{{or 0 false}}|{{not ``}}")
         == "fallback|b||false|true"
     )
+    # Go 1.18 on: the operands after the deciding one are not evaluated (a missing key is not read)
+    assert go("{{or `set` (getv `/missing`)}}|{{and `` (getv `/missing`)}}|") == "set||"
 
 
 def test_comparisons_take_like_kinds(go: Go) -> None:
@@ -165,10 +170,23 @@ def test_comparisons_take_like_kinds(go: Go) -> None:
 
 def test_a_comparison_go_refuses_fails_the_render(go: Go) -> None:
     keys = {"/j": '{"port": 179}'}
-    with pytest.raises(RenderError, match="error calling eq: incompatible types for comparison"):
+    with pytest.raises(
+        RenderError, match="error calling eq: incompatible types for comparison: float64 and int"
+    ):
         go("{{$d := json (getv `/j`)}}{{if eq $d.port 179}}int{{end}}", keys)
-    with pytest.raises(RenderError, match="error calling ne: invalid type for comparison"):
-        go("{{$d := json (getv `/j`)}}{{if ne $d.missing ``}}x{{end}}", keys)
+    with pytest.raises(RenderError, match="error calling lt: invalid type for comparison"):
+        go("{{$d := json (getv `/j`)}}{{if lt $d.missing `x`}}x{{end}}", keys)
+
+
+def test_a_missing_value_equals_only_nil(go: Go) -> None:
+    """Go 1.18 on: eq/ne of nil and a value is false/true, not an error (Calico's 2021
+    templates compare peer fields a 2017-shaped peer does not have)."""
+    keys = {"/j": '{"port": 179}'}
+    out = go(
+        "{{$d := json (getv `/j`)}}{{eq $d.nope `x`}} {{ne $d.nope ``}} {{eq $d.nope nil}} {{eq $d.nope $d.other}}",
+        keys,
+    )
+    assert out == "false true true true"
 
 
 def test_json_values_print_as_go_prints_them(go: Go) -> None:
@@ -260,12 +278,12 @@ def test_syntax_errors_name_file_line_and_column() -> None:
 
 def test_every_problem_of_a_template_is_listed_with_its_construct() -> None:
     found = problems(
-        '{{lookupSRV "a" "b" "c"}}\n{{template "nope"}}\n{{range 5}}{{end}}\n{{split 1 ","}}\n{{eq "a" 1}}'
+        '{{lookupSRV "a" "b" "c"}}\n{{template "nope"}}\n{{range $i, $v := 5}}{{end}}\n{{split 1 ","}}\n{{eq "a" 1}}'
     )
     assert found == [
         "t.tmpl:1:3: lookupSRV (DNS SRV records) has no confpy counterpart",
         "t.tmpl:2:1: template 'nope' is not defined in this file (confd fails here)",
-        "t.tmpl:3:1: range can't iterate over a int",
+        "t.tmpl:3:1: range over an int can set only one variable",
         "t.tmpl:4:3: argument 1 of split must be a string, not int (confd fails there too)",
         "t.tmpl:5:3: eq: int and string are incompatible types for comparison",
     ]

@@ -168,7 +168,11 @@ class _Pass(Exprs):
         decls = node.pipe.decls
         if node.pipe.is_assign:
             self.problem("range with '=' (assigning existing variables) is not converted")
-        if not (value.type.is_list or value.type in (T.MAP, T.ANY, T.NIL)):
+        if value.type is T.INT:  # Go 1.22: range over an int n visits 0..n-1
+            if len(decls) > 1:
+                self.problem("range over an int can set only one variable")
+            value = Expr(f"range({value.code})", T.LIST_INT)
+        elif not (value.type.is_list or value.type in (T.MAP, T.ANY, T.NIL)):
             self.problem(f"range can't iterate over a {value.type.value}")
         outer_dot = self.dot
         self.scopes.push()

@@ -132,12 +132,11 @@ def _logic(calls: Calls, name: str, args: list[Expr]) -> Expr:
     else:
         kinds, truthy = {a.when_true for a in args[:-1]} | {args[-1].type}, None
     result = kinds.pop() if len(kinds) == 1 else T.ANY
-    pure = all(a.pure for a in args)
-    if all(a.pure for a in args[1:]):
-        # Nothing Jinja's short-circuit skips could have failed in Go: plain and/or.
-        prec = AND if name == "and" else OR
-        return Expr(f" {name} ".join(a.at(prec + 1) for a in args), result, prec, pure, truthy)
-    return Expr(f"go.{name}_({', '.join(a.code for a in args)})", result, ATOM, pure, truthy)
+    # Go (1.18 on) evaluates left to right and stops at the operand that decides: Jinja's and/or.
+    prec = AND if name == "and" else OR
+    return Expr(
+        f" {name} ".join(a.at(prec + 1) for a in args), result, prec, all(a.pure for a in args), truthy
+    )
 
 
 def _not(calls: Calls, name: str, args: list[Expr]) -> Expr:
@@ -156,17 +155,28 @@ def _compare(calls: Calls, name: str, args: list[Expr]) -> Expr:
         return Expr("false", T.BOOL)
     first, others = args[0], args[1:]
     known = [a.type for a in args if a.type is not T.ANY]
-    if any(not t.comparable for t in known):
-        bad = next(t for t in known if not t.comparable)
-        calls.problem(f"{name}: a {bad.value} cannot be compared (Go: invalid type for comparison)")
-    elif len(set(known)) > 1:
+    basic = {t for t in known if t.comparable}
+    other = {t for t in known if not t.comparable}
+    if name in ("eq", "ne"):
+        # Go 1.18 on: nil equals only nil; KVPairs compare; slices, maps and times do not.
+        if other - {T.NIL, T.KV}:
+            bad = sorted(t.value for t in other - {T.NIL, T.KV})[0]
+            calls.problem(f"{name}: a {bad} cannot be compared (Go: non-comparable type)")
+        elif len(basic) > 1 or (basic and T.KV in other):
+            kinds = " and ".join(sorted({t.value for t in known} - {T.NIL.value}))
+            calls.problem(f"{name}: {kinds} are incompatible types for comparison")
+    elif other:
         calls.problem(
-            f"{name}: {' and '.join(sorted({t.value for t in known}))} are incompatible types for comparison"
+            f"{name}: a {sorted(t.value for t in other)[0]} has no order (Go: invalid type for comparison)"
         )
-    elif name in ("lt", "le", "gt", "ge") and T.BOOL in known:
+    elif len(basic) > 1:
+        calls.problem(
+            f"{name}: {' and '.join(sorted(t.value for t in basic))} are incompatible types for comparison"
+        )
+    elif T.BOOL in basic:
         calls.problem(f"{name}: bools have no order (Go: invalid type for comparison)")
-    if len(known) < len(args) or T.FLOAT in known:
-        # A value of unknown type: Go's rules (like kinds only, nil fails) at render time.
+    if len(known) < len(args) or not basic <= {T.STR, T.INT, T.BOOL} or other:
+        # A value of unknown type, a float, nil or a pair: Go's rules at render time.
         code = f"go.{name}({', '.join(a.code for a in args)})"
         return Expr(code, T.BOOL, ATOM, pure=False)
     op = _OPS[name]

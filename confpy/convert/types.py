@@ -57,8 +57,8 @@ OR, AND, NOT, CMP, ADD, CONCAT, MUL, UNARY, FILTER, ATOM = range(1, 11)
 @dataclass(frozen=True)
 class Expr:
     """Jinja code for a value: its type, the precedence of its outermost operator, and
-    whether evaluating it can fail (an expression that cannot may be skipped by Jinja's
-    short-circuit ``and``/``or``, as Go 1.15 never skips one)."""
+    whether it is pure: cannot fail and costs nothing to evaluate again (``eq a b c`` may
+    then be ``a == b or a == c``)."""
 
     code: str
     type: T
