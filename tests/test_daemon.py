@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -149,6 +150,58 @@ async def test_a_failed_reload_is_retried_on_a_timer_until_it_succeeds(
         await until(lambda: read(tmp_path / "reloads") == "r\n", timeout=5)
         # The reload's output lands before the apply thread returns and clears the retry.
         await until(lambda: "app" not in daemon.retries, timeout=5)
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_a_full_disk_is_retried_and_written_once_it_fits_again(
+    make_confdir: MakeConfdir, small_tmpfs: Path
+) -> None:
+    confdir = make_confdir(
+        {"app": f'src = "app.j2"\ndest = "{small_tmpfs}/app.conf"\nprefix = "/app"\n'},
+        {"app.j2": "{{ getv('/blob') }}\n"},
+    )
+    filler = small_tmpfs / "filler"
+    filler.write_bytes(b"f" * 40_000)  # someone else's file fills the disk
+    settings = Settings(confdir=confdir, watch=True, node_name="n1", wait_min=0.0)
+    daemon = Daemon(Engine.create(settings, MemoryStore({"/app/blob": "b" * 30_000})))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await until(lambda: daemon.retries.attempts("app") >= 2, timeout=10)
+        assert not (small_tmpfs / "app.conf").exists()
+        assert [p.name for p in small_tmpfs.iterdir()] == ["filler"], "no stage left by any attempt"
+        filler.unlink()
+        await until(lambda: read(small_tmpfs / "app.conf") == "b" * 30_000 + "\n", timeout=10)
+        assert sorted(p.name for p in small_tmpfs.iterdir()) == ["app.conf"]
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_a_daemon_that_is_not_running_has_nothing_to_reload_and_nothing_is_retried(
+    make_confdir: MakeConfdir, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    absent = f"confpy-absent-{os.getpid()}"
+    confdir = make_confdir(
+        {
+            "app": f'src = "app.j2"\ndest = "{{out}}/app.conf"\nprefix = "/app"\nreload_signal = "HUP"\nreload_process = "{absent}"\n'
+        },
+        {"app.j2": "{{ getv('/name') }}\n"},
+    )
+    store = MemoryStore({"/app/name": "a"})
+    daemon = Daemon(Engine.create(Settings(confdir=confdir, watch=True, node_name="n1", wait_min=0.0), store))
+    task = asyncio.create_task(daemon.run())
+    out = tmp_path / "out" / "app.conf"
+    try:
+        await until(lambda: read(out) == "a\n")
+        await store.put("/app/name", "b")
+        await until(lambda: read(out) == "b\n")
+        await until(lambda: caplog.text.count("nothing to reload") == 2)
+        assert len(daemon.retries) == 0, "applied: nothing owed, nothing retried"
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+        assert not any(p.name.startswith(".confpy-pending") for p in out.parent.iterdir())
     finally:
         daemon.stop()
         assert await asyncio.wait_for(task, 5) == 0

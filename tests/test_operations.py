@@ -113,7 +113,7 @@ def test_metrics_health_readiness_status_and_json_logs(app: App, tmp_path: Path)
     assert SECRET not in proc.log
 
 
-def test_a_file_holding_a_secret_is_0600_and_noop_masks_it(
+def test_a_file_holding_a_secret_is_0640_in_its_readers_group_and_noop_masks_it(
     make_confdir: MakeConfdir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     confdir = make_confdir(
@@ -129,7 +129,9 @@ def test_a_file_holding_a_secret_is_0600_and_noop_masks_it(
     assert main(["-onetime", *args]) == 0
     dest = tmp_path / "out" / "peers.conf"
     assert SECRET in dest.read_text()
-    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    # No daemon to read it here: the directory's group reads it, nobody else.
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o640
+    assert dest.stat().st_gid == dest.parent.stat().st_gid
     assert main(["--stdout", *args]) == 0
     assert SECRET not in capsys.readouterr().out
     assert main(["--stdout", "--show-secrets", *args]) == 0
