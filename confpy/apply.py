@@ -7,9 +7,11 @@ unit change, however many of its files changed.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -204,7 +206,7 @@ class Applier:
         for t in targets:
             if t.resource.check_cmd:
                 cmd = check_command(t.resource.check_cmd, str(stage.paths[t.dest]))
-                result = run_shell(cmd, t.resource.check_timeout)
+                result = _quoting_lines(run_shell(cmd, t.resource.check_timeout), stage)
                 steps.append(Step(StepKind.CHECK, t.resource.name, result.ok, result.seconds))
                 if result.ok and result.output.strip():  # a failure's output is in its error
                     log.debug("check of %s said: %s", t.resource.name, self.redact(result.output.strip()))
@@ -301,6 +303,27 @@ class Applier:
                 unit.name, Status.FAILED, failed_step=StepKind.CHECK, error=error, report=report
             )
         return UnitResult(unit.name, Status.WOULD_CHANGE, [t.dest for t in changed], report=report)
+
+
+_FILE_LINE = re.compile(r"(/[^\s:]+):(\d+)")
+
+
+def _quoting_lines(result: CommandResult, stage: Stage) -> CommandResult:
+    """A failed check's output with the staged lines it points at (``file:line``)
+    quoted, so the error shows what the checker refused, not only where."""
+    if result.ok:
+        return result
+    staged = {str(p): p for p in stage.paths.values()}
+    quoted: dict[str, None] = {}
+    for path, line in _FILE_LINE.findall(result.output):
+        if path in staged and len(quoted) < 5:
+            lines = staged[path].read_text(errors="replace").splitlines()
+            if 0 < int(line) <= len(lines):
+                quoted.setdefault(f"  {staged[path].name}:{line}: {lines[int(line) - 1].strip()}", None)
+    if not quoted:
+        return result
+    output = result.output.rstrip("\n") + "\n" + "\n".join(quoted) + "\n"
+    return dataclasses.replace(result, output=output)
 
 
 def _read_targets(unit: Unit, texts: list[Text]) -> list[Target]:

@@ -43,6 +43,7 @@ import psutil
 import pytest
 import yaml
 
+from confpy.calico import flavor
 from confpy.cli import main
 from confpy.reload import birdc_configure
 from tests.support import bird_daemon
@@ -608,6 +609,28 @@ def test_no_bird_running_means_nothing_to_reload_unless_the_resource_requires_on
     )
     assert proc.returncode == 1, proc.stderr
     assert "unit bird6: reload failed" in proc.stderr and "no process named 'bird6' is running" in proc.stderr
+
+
+# --------------------------------------------------------------------------- BIRD flavour
+
+
+def test_the_bird_flavour_is_detected_and_a_forced_wrong_one_says_what_to_set(
+    node: BirdNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example's IPIP pool on Debian's BIRD with no BIRD_FLAVOR (the seed's command
+    line): detected as stock, checked and written. Forced to calico, the check fails and
+    the error quotes the refused line, which says what to set."""
+    flavor.detect.cache_clear()
+    monkeypatch.delenv("BIRD_FLAVOR")
+    node.without_reloads()
+    assert node.run() == 0, node.log
+    assert "BIRD flavour: stock (" in node.log and "has no krt_tunnel attribute" in node.log
+    assert "string krt_tunnel;" in node.dest("bird_ipam.cfg").read_text()
+
+    monkeypatch.setenv("BIRD_FLAVOR", "calico")
+    assert node.run() == 1
+    assert "You may set only variables." in node.log
+    assert 'krt_tunnel = "tunl0";  # Calico\'s BIRD only: elsewhere BIRD_FLAVOR=stock' in node.log, node.log
 
 
 # --------------------------------------------------------------------------- a secret BIRD can read
