@@ -14,7 +14,7 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,11 +101,17 @@ class Cause:
     keys: tuple[str, ...] = ()
 
     @classmethod
-    def changed(cls, keys: Iterable[str], revision: int) -> Cause:
-        shown = sorted(keys)
-        more = f" (+{len(shown) - 5} more)" if len(shown) > 5 else ""
-        text = f"keys changed at revision {revision}: {', '.join(shown[:5])}{more}"
-        return cls(text, revision, tuple(shown[:100]))
+    def changed(cls, keys: Mapping[str, int], revision: int) -> Cause:
+        """``keys``: each changed key and the revision it changed at; ``revision``: the
+        one rendered (the latest). Each key is named with its own revision."""
+        ordered = sorted(keys, key=lambda k: (keys[k], k))
+        shown: dict[int, list[str]] = {}
+        for k in ordered[:5]:
+            shown.setdefault(keys[k], []).append(k)
+        parts = [f"at revision {rev}: {', '.join(ks)}" for rev, ks in shown.items()]
+        more = f" (+{len(ordered) - 5} more)" if len(ordered) > 5 else ""
+        text = "keys changed " + "; ".join(parts) + more
+        return cls(text, revision, tuple(ordered[:100]))
 
 
 class _Failed(Exception):
@@ -140,9 +146,6 @@ class Applier:
     mode: Mode = Mode.APPLY
     keep_stage: bool = False
     redact: Redactor = field(default_factory=Redactor)
-
-    def run(self, unit: Unit, view_for: ViewFor, cause: Cause | None = None) -> UnitResult:
-        return self.complete(self.render(unit, view_for), cause)
 
     def render(self, unit: Unit, view_for: ViewFor) -> Rendered:
         """Render every file of the unit: CPU work on the key views, no I/O. The daemon

@@ -7,10 +7,11 @@ daemon (-watch, -interval) is :mod:`confpy.daemon`; :mod:`confpy.cli` picks the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,10 @@ class Engine:
         if cache is None:
             return EXIT_UNREACHABLE
         applier = self.applier()
-        results = [applier.run(u, cache.view) for u in self.loaded.units]
+        # Rendered one by one (CPU), then completed side by side: a unit never waits for
+        # another unit's check or reload.
+        rendered = [applier.render(u, cache.view) for u in self.loaded.units]
+        results = await asyncio.gather(*(asyncio.to_thread(applier.complete, r) for r in rendered))
         for r in results:
             if r.report:
                 print(r.report, flush=True)
@@ -183,7 +187,7 @@ def _disk_state(dest: Path, content: bytes) -> str:
         return f"unreadable on disk: {exc.strerror}"
 
 
-def _summarise(results: list[UnitResult], mode: Mode) -> int:
+def _summarise(results: Sequence[UnitResult], mode: Mode) -> int:
     counts: dict[Status, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from confpy.daemon import Daemon
@@ -42,8 +43,8 @@ class Harness:
     async def settle(self, name: str = "settled") -> None:
         """Instead of sleeping: a later change the resource reads, written and reloaded.
         The daemon applies changes in order, so all before it are done by then."""
-        await self.store.put("/app/name", name)
-        await until(lambda: read(self.out).startswith(f"name={name}\n"))
+        revision = await self.store.put("/app/name", name)
+        await until(lambda: f"keys changed at revision {revision}: /app/name" in self.caplog.text)
         await until(lambda: self.reloads == self.writes)
 
 
@@ -205,3 +206,37 @@ async def test_a_daemon_that_is_not_running_has_nothing_to_reload_and_nothing_is
     finally:
         daemon.stop()
         assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_a_hung_reload_holds_back_only_its_own_unit(make_confdir: MakeConfdir, tmp_path: Path) -> None:
+    hung = tmp_path / "hung"
+    confdir = make_confdir(
+        {
+            "slow": f'src = "s.j2"\ndest = "{{out}}/slow.conf"\nprefix = "/app/slow"\nreload_cmd = "test -e {hung} && sleep 29.25 || true"\n',
+            "fast": 'src = "f.j2"\ndest = "{out}/fast.conf"\nprefix = "/app/fast"\nreload_cmd = "true"\n',
+        },
+        {"s.j2": "{{ getv('/v') }}\n", "f.j2": "{{ getv('/v') }}\n"},
+    )
+    store = MemoryStore({"/app/slow/v": "1", "/app/fast/v": "1"})
+    daemon = Daemon(Engine.create(Settings(confdir=confdir, watch=True, node_name="n1", wait_min=0.0), store))
+    task = asyncio.create_task(daemon.run())
+    out = tmp_path / "out"
+    try:
+        await until(lambda: read(out / "slow.conf") == "1\n" and read(out / "fast.conf") == "1\n")
+        await until(lambda: len(daemon.workers) == 0)  # the first reloads are done
+        hung.touch()
+        await store.put("/app/slow/v", "2")
+        await until(lambda: read(out / "slow.conf") == "2\n")  # written; its reload now hangs
+        for i in range(3, 6):
+            await store.put("/app/fast/v", str(i))
+            await until(lambda i=i: read(out / "fast.conf") == f"{i}\n", timeout=3)
+        assert "slow" in daemon.workers, "the slow unit's reload is still running"
+        start = asyncio.get_running_loop().time()
+        daemon.stop()
+        assert await asyncio.wait_for(task, 5) == 0
+        assert asyncio.get_running_loop().time() - start < 2, "stopped within 2 s"
+        sleepers = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "29.25"]]
+        assert sleepers == [], "the hung reload's process group is killed"
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 5)

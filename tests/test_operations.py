@@ -7,17 +7,19 @@ import json
 import signal
 import socket
 import stat
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from confpy.cli import main
 from tests.conftest import MakeConfdir
-from tests.support.confpy_process import App, read, wait_for
+from tests.support.confpy_process import App, ConfpyProcess, read, wait_for
 from tests.support.etcd_server import EtcdServer, free_ports
 
 SECRET = "hunter2-very-secret"
@@ -204,3 +206,28 @@ def test_noop_watch_reports_what_would_change_and_writes_nothing(app: App, etcd:
     proc.wait_log("+name=b")
     assert not app.out.exists()
     assert SECRET not in proc.log
+
+
+def test_sigterm_stops_within_2_s_and_kills_a_hung_reload(make_confdir: MakeConfdir, tmp_path: Path) -> None:
+    confdir = make_confdir(
+        {"app": 'src = "a.j2"\ndest = "{out}/a.conf"\nprefix = "/app"\nreload_cmd = "sleep 28.75"\n'},
+        {"a.j2": "{{ getv('/name') }}\n"},
+    )
+    data = tmp_path / "d.yaml"
+    data.write_text("app:\n  name: a\n")
+    args = ["-watch", f"-confdir={confdir}", f"-file={data}", "-config-file=/dev/null", "-node-name=n1"]
+    proc = ConfpyProcess(args, tmp_path / "confpy.log")
+    try:
+        wait_for(lambda: read(tmp_path / "out" / "a.conf") == "a\n", 15, "the first write")
+        wait_for(lambda: bool(sleepers()), 5, "the reload to hang")
+        start = time.monotonic()
+        assert proc.stop(timeout=5) == 0, proc.log
+        assert time.monotonic() - start < 2, proc.log
+        assert sleepers() == [], "the hung reload's process group is killed"
+        assert "killed 1 running command" in proc.log
+    finally:
+        proc.close()
+
+
+def sleepers() -> list[int]:
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "28.75"]]
