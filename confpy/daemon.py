@@ -89,6 +89,7 @@ class Daemon:
             from confpy.status import Board, serve  # prometheus-client: only when asked for
 
             self.board = Board(self.store)
+            self.board.expect_units([u.name for u in self.engine.loaded.units])
             cleanups.append(serve(self.board, self.settings.metrics_addr))
         if self.settings.watch_config:
             from confpy.configwatch import watch_config  # watchdog: only when asked for
@@ -176,6 +177,7 @@ class Daemon:
             if reported:
                 log.info("store reachable again")
             self.cache = Cache(snap)
+            self._observe_revision()
             self.engine.redactor.observe(snap.values)
             log.info(
                 "read %d keys at revision %d; %s", len(snap.values), snap.revision,
@@ -183,6 +185,10 @@ class Daemon:
             )  # fmt: skip
             return True
         return False
+
+    def _observe_revision(self) -> None:
+        if self.board is not None and self.cache is not None:
+            self.board.observe_revision(self.cache.revision)
 
     def _interval(self) -> float:
         return self.settings.interval or DEFAULT_POLL_INTERVAL
@@ -203,11 +209,13 @@ class Daemon:
                 if self.watching:
                     async for event in self.store.watch(self.engine.loaded.prefixes, self.cache.revision):
                         self._take(self.cache.apply(event))
+                        self._observe_revision()
                         backoff.reset()
                 else:
                     await asyncio.sleep(self._interval())
                     snap = await self.store.snapshot(self.engine.loaded.prefixes)
                     self._take(self.cache.apply(Resync(snap)))
+                    self._observe_revision()
                     self._reconcile()
                     continue
             except StoreError as exc:
@@ -336,6 +344,8 @@ class Daemon:
             return
         old = self.engine.loaded
         self.engine.settings, self.engine.loaded = settings, loaded
+        if self.board is not None:
+            self.board.expect_units([u.name for u in loaded.units])
         if self.cache is not None:
             self.cache.forget_views()
         logging.getLogger().setLevel(LEVELS.get(settings.log_level.lower(), "INFO"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -51,3 +52,14 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False, timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _drop_confpy_log_handlers() -> Iterator[None]:
+    """main() run in-process installs a handler on the sys.stderr of its test, which
+    pytest closes afterwards: remove it, so later log lines do not hit a closed file."""
+    yield
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if getattr(handler, "confpy", False):
+            root.removeHandler(handler)

@@ -92,9 +92,13 @@ def test_metrics_health_readiness_status_and_json_logs(app: App, tmp_path: Path)
         )
         assert metric(base, "confpy_steps_total", step="reload", name="app") == 2
         assert metric(base, "confpy_store_revision") == server.revision()
+        assert metric(base, "confpy_seconds_since_sync") == 0, "in sync: 0, however long it stays quiet"
 
-        server.put(f"{app.key}/name", "bad")
+        bad = server.put(f"{app.key}/name", "bad")
         wait_for(lambda: metric(base, "confpy_resources_failing") == 1, 10, "the failure to show")
+        assert metric(base, "confpy_store_revision") == bad, "the revision read, whatever the apply did"
+        first = metric(base, "confpy_seconds_since_sync")
+        wait_for(lambda: metric(base, "confpy_seconds_since_sync") > first, 5, "the out-of-sync time to grow")
         status = json.loads(get(base + "/status")[1])
         entry = status["resources"]["app"]
         assert entry["result"] == "failed" and entry["failed_step"] == "render"

@@ -13,7 +13,7 @@ import pytest
 
 from confpy.cli import main
 from tests.conftest import MakeConfdir
-from tests.support.confpy_process import App, read
+from tests.support.confpy_process import App, ConfpyProcess, read, wait_for
 from tests.support.etcd_server import EtcdCluster, EtcdServer, free_ports
 
 
@@ -52,9 +52,30 @@ def test_onetime_against_unreachable_etcd_exits_3_in_bounded_time_naming_the_end
         ]
     )
     assert status == 3
-    assert time.monotonic() - start < 10
+    assert 1 <= time.monotonic() - start < 10, "tried until -connect-timeout, not longer"
     assert f"127.0.0.1:{p1}" in caplog.text and f"127.0.0.1:{p2}" in caplog.text
     assert not app.out.exists()
+
+
+def test_onetime_waits_up_to_connect_timeout_for_an_etcd_that_starts_later(
+    app: App, etcd_factory: Callable[..., EtcdServer], tmp_path: Path
+) -> None:
+    """A node booting before etcd: -onetime keeps trying a refused endpoint until the
+    timeout instead of exiting 3 at once."""
+    server = etcd_factory()
+    seed(server, app)
+    server.kill()  # down while the node boots
+    argv = ["-onetime", f"-confdir={app.confdir}", f"-node={server.endpoint}", "-connect-timeout=20s"]
+    proc = ConfpyProcess([*argv, "-config-file=/dev/null"], tmp_path / "onetime.log")
+    try:
+        wait_for(lambda: "store unreachable, trying for" in proc.log, 10, "the first refused attempt")
+        time.sleep(2.0)  # etcd comes up 2 s later
+        assert proc.proc.poll() is None, f"gave up before -connect-timeout:\n{proc.log}"
+        server.restart()
+        assert proc.proc.wait(30) == 0, proc.log
+        assert read(app.out) == "name=a\np1=1\np2=2\n"
+    finally:
+        proc.close()
 
 
 def test_watch_follows_puts_and_deletes_and_stops_cleanly(app: App, etcd: EtcdServer) -> None:

@@ -78,6 +78,14 @@ class EtcdStore:
     def connected_to(self) -> str | None:
         return self._connector.connected_to
 
+    @property
+    def endpoints(self) -> list[str]:
+        return [ep.url for ep in self._connector.endpoints]
+
+    @property
+    def down_since(self) -> float | None:
+        return self._connector.down_since
+
     # -- snapshot -------------------------------------------------------------------
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
         """Every key under ``prefixes`` at one revision.
