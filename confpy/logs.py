@@ -32,7 +32,8 @@ class JsonFormatter(logging.Formatter):
                 out[name] = getattr(record, name)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
+        # A lone surrogate (a byte that was not UTF-8) becomes the JSON escape \udcff.
+        return json.dumps(out, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace").decode()
 
 
 class RedactingFilter(logging.Filter):

@@ -154,11 +154,30 @@ class EtcdStore:
             return
         key, range_end = _covering_range([_encode(p) for p in wanted])
         next_rev = after + 1
+        cluster: int | None = None  # the cluster id the watch has followed so far
         backoff = Backoff(_BACKOFF_FIRST, _BACKOFF_CAP)
         while not self._connector.closed.is_set():
             conn: Connection | None = None
             try:
                 conn = await self._connector.connect()
+                status = await conn.maintenance.Status(
+                    rpc.StatusRequest(), metadata=conn.metadata, timeout=_REQUEST_TIMEOUT
+                )
+                now, cluster_id = int(status.header.revision), int(status.header.cluster_id)
+                if now < next_rev - 1 or cluster not in (None, cluster_id):
+                    # Data dir wiped or restored from a snapshot: a watch from next_rev
+                    # would wait for revisions that mean something else, or never come.
+                    log.warning(
+                        "etcd at %s is at revision %d, below revision %d already seen%s: "
+                        "its data was replaced; taking a new snapshot",
+                        conn.endpoint.url, now, next_rev - 1,
+                        "" if cluster in (None, cluster_id) else ", and its cluster id changed",
+                    )  # fmt: skip
+                    snapshot = await self.snapshot(prefixes)
+                    next_rev, cluster = snapshot.revision + 1, cluster_id
+                    yield Resync(snapshot)
+                    continue
+                cluster = cluster_id
                 async with self._watch_call(conn, key, range_end, next_rev) as call:
                     backoff.reset()
                     log.debug(
