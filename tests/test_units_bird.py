@@ -581,15 +581,22 @@ def test_no_bird_running_means_nothing_to_reload_unless_the_resource_requires_on
     yet): the files are applied, each unit warns once, -onetime exits 0, nothing is
     owed. In a PID namespace of its own, so no BIRD of this machine can answer."""
     node.restore_confdir()
-    argv = [sys.executable, "-m", "confpy", "-onetime", "-config-file=/dev/null", *node.args()]
-    proc = subprocess.run(
-        [*unshare(PIDNS), *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    argv = [
+        *unshare(PIDNS),
+        sys.executable,
+        "-m",
+        "confpy",
+        "-onetime",
+        "-config-file=/dev/null",
+        *node.args(),
+    ]
+
+    def onetime() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False
+        )
+
+    proc = onetime()
     assert proc.returncode == 0, proc.stderr
     for unit in ("bird", "bird6"):
         assert proc.stderr.count(f"unit {unit}: nothing to reload") == 1, proc.stderr
@@ -599,14 +606,7 @@ def test_no_bird_running_means_nothing_to_reload_unless_the_resource_requires_on
 
     node.set_fields("bird6", reload_required=True)
     node.change(NEW_V6_BLOCK)
-    proc = subprocess.run(
-        [*unshare(PIDNS), *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    proc = onetime()
     assert proc.returncode == 1, proc.stderr
     assert "unit bird6: reload failed" in proc.stderr and "no process named 'bird6' is running" in proc.stderr
 
