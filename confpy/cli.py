@@ -8,7 +8,6 @@ boolean flags take no value or ``=true``/``=false``. Flags override the environm
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import logging
 import sys
@@ -168,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"confpy: {redactor(str(exc))}", file=sys.stderr)
             return EXIT_USAGE
         if engine.one_shot:
-            return asyncio.run(engine.run_once())
+            return engine.run_once()  # no event loop: one read, one apply
+        import asyncio
+
         from confpy.daemon import Daemon  # the watch machinery: only for the daemon
 
         return asyncio.run(Daemon(engine).run())

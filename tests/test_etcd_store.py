@@ -18,7 +18,7 @@ import pytest
 
 from confpy.stores.base import Change, Changes, Resync, StoreUnreachable
 from confpy.stores.etcd import EtcdRefused, EtcdStore
-from confpy.stores.etcd_connection import parse_endpoint
+from confpy.stores.etcd_endpoints import parse_endpoint
 from tests.support.etcd_server import EtcdCluster, EtcdServer, free_ports
 from tests.support.watching import Recorder, off
 

@@ -39,6 +39,9 @@ class EnvStore:
         return None
 
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
+        return self.read(prefixes)
+
+    def read(self, prefixes: Sequence[str]) -> Snapshot:
         # DATABASE_HOST is key /database/host, read for prefix /database (not /data).
         values = {key: v for n, v in self.environ.items() if covered_by_any(prefixes, key := key_of(n))}
         digest = hashlib.sha256(repr(sorted(values.items())).encode()).digest()

@@ -33,6 +33,9 @@ class MemoryStore:
         return None
 
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
+        return self.read(prefixes)
+
+    def read(self, prefixes: Sequence[str]) -> Snapshot:
         picked = {k: v for k, v in self.values.items() if covered_by_any(prefixes, k)}
         return Snapshot(self.revision, picked)
 
