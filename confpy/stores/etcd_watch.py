@@ -7,7 +7,9 @@ assignments) off the wire. The price: etcd sends each watcher's events of a revi
 in a response of its own. It pushes the responses of one revision back to back, so
 they are gathered here until the stream has been quiet for :data:`SETTLE`; a stream
 that never goes quiet releases every revision older than the newest one it has seen
-after :data:`MAX_HOLD`.
+after :data:`MAX_HOLD`. A process starved of CPU can still see one revision's parts
+more than :data:`SETTLE` apart: the late part then follows as a batch of its own at the
+same revision, and the files converge.
 
 Each batch comes with the revision a new watch may resume after: the newest released
 at a quiet moment. After a forced release, a late response of another watcher could
@@ -32,7 +34,7 @@ from confpy.stores.base import Change, Changes
 from confpy.stores.etcd_connection import Connection, EtcdRefused, Lost
 
 #: Quiet time after which the revisions gathered so far are complete.
-SETTLE = 0.002
+SETTLE = 0.005
 #: The longest a revision is held while the stream keeps talking.
 MAX_HOLD = 0.02
 # Makes etcd end the watch when its member loses the leader (as etcd's own client
@@ -133,6 +135,9 @@ async def follow(
             except TimeoutError:
                 if created < len(ranges):
                     continue  # the deadline check above raises
+                await asyncio.sleep(0)  # a response the reader has in hand is not "quiet"
+                if not responses.empty():
+                    continue
                 quiet = time.monotonic() - pending.since < MAX_HOLD
                 batches = pending.take(None if quiet else pending.newest)
                 if quiet and batches:
