@@ -118,33 +118,41 @@ async def follow(
         pending = Reassembler()
         safe = start - 1
         created = 0
+        stretched = 0  # quiet periods waited again because the process was descheduled
         deadline = time.monotonic() + create_timeout
         while True:
-            now = time.monotonic()
-            wait: float | None
-            if created < len(ranges):
-                wait = deadline - now
-                if wait <= 0:
-                    raise Lost("etcd did not create the watch in time")
-            elif pending:
-                wait = max(0.0, min(SETTLE, pending.since + MAX_HOLD - now))
-            else:
-                wait = None
-            try:
-                resp = await (responses.get() if wait is None else asyncio.wait_for(responses.get(), wait))
-            except TimeoutError:
-                if created < len(ranges):
-                    continue  # the deadline check above raises
-                await asyncio.sleep(0)  # a response the reader has in hand is not "quiet"
-                if not responses.empty():
-                    continue
-                quiet = time.monotonic() - pending.since < MAX_HOLD
-                batches = pending.take(None if quiet else pending.newest)
-                if quiet and batches:
-                    safe = batches[-1].revision
-                for batch in batches:
+            if created == len(ranges) and pending and time.monotonic() - pending.since >= MAX_HOLD:
+                # Never quiet: what is older than the newest revision seen is complete.
+                for batch in pending.take(below=pending.newest):
                     yield batch, safe
-                continue
+            if not responses.empty():
+                resp = responses.get_nowait()
+            else:
+                wait: float | None
+                if created < len(ranges):
+                    wait = deadline - time.monotonic()
+                    if wait <= 0:
+                        raise Lost("etcd did not create the watch in time")
+                else:
+                    wait = SETTLE if pending else None
+                waited = time.monotonic()
+                try:
+                    resp = await (
+                        responses.get() if wait is None else asyncio.wait_for(responses.get(), wait)
+                    )
+                except TimeoutError:
+                    late = time.monotonic() - waited > 2 * SETTLE and stretched < 3
+                    await asyncio.sleep(0)  # a response the reader has in hand is not "quiet"
+                    if late:  # this process was not running: the quiet was not ours to see
+                        stretched += 1
+                        continue
+                    if created == len(ranges) and responses.empty():
+                        batches = pending.take()
+                        safe = batches[-1].revision if batches else safe
+                        for batch in batches:
+                            yield batch, safe
+                    continue
+                stretched = 0
             if isinstance(resp, BaseException):
                 raise resp
             if resp is grpc.aio.EOF:
