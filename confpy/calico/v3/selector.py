@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 Labels = Mapping[str, str]
 
@@ -129,7 +129,7 @@ class Selector:
     """A parsed selector; ``matches(labels)`` evaluates it, ``text`` is what was parsed."""
 
     text: str
-    _test: Test
+    _test: Test = field(compare=False, repr=False)
 
     def matches(self, labels: Labels) -> bool:
         return self._test(labels)
