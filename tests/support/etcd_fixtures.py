@@ -1,11 +1,12 @@
 """pytest fixtures for tests against a real etcd (helpers in ``tests/support/etcd_server.py``).
 
 - ``etcd``: one single-member etcd shared by the whole session (starting one costs
-  about half a second). Tests using it must keep to their own ``etcd_prefix`` and must
-  not stop, pause, compact it or turn auth on: those take ``etcd_factory``.
+  about half a second), serving the v2 API too. Tests using it must keep to their own
+  ``etcd_prefix`` and must not stop, pause, compact it or turn auth on: those take
+  ``etcd_factory``.
 - ``etcd_prefix``: a key prefix no other test uses, ending in ``/``.
-- ``etcd_factory``: ``etcd_factory(tls=False)`` starts a private member, stopped and
-  removed after the test.
+- ``etcd_factory``: ``etcd_factory(tls=None, enable_v2=False)`` starts a private member,
+  stopped and removed after the test; ``enable_v2`` serves etcd's v2 API too.
 - ``etcd_tls``: a private member that requires TLS client certificates
   (``etcd_tls.tls`` holds the CA, server and client files).
 - ``etcd_cluster``: a private 3-member cluster.
@@ -45,7 +46,7 @@ def _require_etcd() -> None:
 @pytest.fixture(scope="session")
 def etcd() -> Iterator[EtcdServer]:
     _require_etcd()
-    server = EtcdServer()
+    server = EtcdServer(enable_v2=True)
     try:
         server.start()
         yield server
@@ -71,8 +72,8 @@ def etcd_factory(tmp_path: Path) -> Iterator[Callable[..., EtcdServer]]:
     _require_etcd()
     servers: list[EtcdServer] = []
 
-    def start(*, tls: TLSFiles | None = None) -> EtcdServer:
-        server = EtcdServer(tmp_path / f"etcd{len(servers)}", tls=tls)
+    def start(*, tls: TLSFiles | None = None, enable_v2: bool = False) -> EtcdServer:
+        server = EtcdServer(tmp_path / f"etcd{len(servers)}", tls=tls, enable_v2=enable_v2)
         servers.append(server)
         server.start()
         return server

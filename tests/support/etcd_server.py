@@ -18,6 +18,8 @@ import ssl
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,6 +157,7 @@ class EtcdServer:
         peer_port: int | None = None,
         initial_cluster: str | None = None,
         cluster_token: str = "confpy-test",
+        enable_v2: bool = False,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="etcdlab-")) if workdir is None else workdir
@@ -166,6 +169,8 @@ class EtcdServer:
         self.peer_port = peer_port or ports[1]
         self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
         self.cluster_token = cluster_token
+        #: Serve etcd's v2 API too (``--enable-v2=true``), as Calico 2.x's etcd did.
+        self.enable_v2 = enable_v2
         self.data_dir = self.workdir / f"{name}.data"
         self.log_path = self.workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -230,6 +235,8 @@ class EtcdServer:
             "--log-level",
             "warn",
         ]
+        if self.enable_v2:
+            args.append("--enable-v2=true")
         if self.tls:
             args += [
                 "--cert-file",
@@ -419,6 +426,42 @@ class EtcdServer:
         self.etcdctl("user", "grant-role", "root", "root")
         self.etcdctl("auth", "enable")
         self.auth = ("root", root_password)
+
+    # -- the v2 API (``enable_v2``), written over plain HTTP ----------------------------
+    def v2(self, method: str, key: str, **params: str) -> dict[str, Any]:
+        """One v2 request on ``/v2/keys<key>``; returns etcd's JSON answer, errors included."""
+        body = urllib.parse.urlencode(params).encode() if method in ("PUT", "POST") else None
+        query = "" if body is not None or not params else "?" + urllib.parse.urlencode(params)
+        url = f"{self.endpoint}/v2/keys{urllib.parse.quote(key)}{query}"
+        request = urllib.request.Request(url, data=body, method=method)
+        if body is not None:
+            request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=5) as resp:
+                return dict(json.load(resp))
+        except urllib.error.HTTPError as e:
+            return dict(json.load(e))
+
+    def v2_put(self, key: str, value: str) -> int:
+        """Set one key through the v2 API; returns its index."""
+        answer = self.v2("PUT", key, value=value)
+        if "node" not in answer:
+            raise EtcdError(f"v2 set {key} failed: {answer}")
+        return int(answer["node"]["modifiedIndex"])
+
+    def v2_delete(self, key: str, *, recursive: bool = False) -> int:
+        answer = self.v2("DELETE", key, **({"recursive": "true"} if recursive else {}))
+        if "node" not in answer:
+            raise EtcdError(f"v2 delete {key} failed: {answer}")
+        return int(answer["node"]["modifiedIndex"])
+
+    def v2_load(self, values: dict[str, str]) -> int:
+        """Set every key of ``values`` (one index each); returns the last index."""
+        index = 0
+        for key, value in values.items():
+            index = self.v2_put(key, value)
+        return index
 
 
 class EtcdCluster:
