@@ -24,7 +24,12 @@ from typing import Any
 import yaml
 
 PREFIX = "/calico/resources/v3/projectcalico.org"
-PLURALS = {"Node": "nodes", "BGPPeer": "bgppeers", "BGPConfiguration": "bgpconfigurations", "IPPool": "ippools"}
+PLURALS = {
+    "Node": "nodes",
+    "BGPPeer": "bgppeers",
+    "BGPConfiguration": "bgpconfigurations",
+    "IPPool": "ippools",
+}
 CREATED = "2024-05-01T10:00:00Z"
 
 

@@ -5,6 +5,9 @@
   ``etcd_prefix`` and must not stop, pause, compact it or turn auth on: those take
   ``etcd_factory``.
 - ``etcd_prefix``: a key prefix no other test uses, ending in ``/``.
+- ``etcd_calico``: a single-member etcd (v2 API on) for the tests of Calico's fixed key
+  paths (``/calico/...``), shared by the session and empty at the start of each test
+  (every v3 key and every v2 key under ``/calico`` is deleted first).
 - ``etcd_factory``: ``etcd_factory(tls=None, enable_v2=False)`` starts a private member,
   stopped and removed after the test; ``enable_v2`` serves etcd's v2 API too.
 - ``etcd_tls``: a private member that requires TLS client certificates
@@ -28,7 +31,7 @@ import pytest
 from tests.support.etcd_server import ETCD, ETCDCTL, OPENSSL, EtcdCluster, EtcdServer, TLSFiles, make_certs
 
 _counter = itertools.count(1)
-_ETCD_FIXTURES = {"etcd", "etcd_factory", "etcd_tls", "etcd_cluster"}
+_ETCD_FIXTURES = {"etcd", "etcd_calico", "etcd_factory", "etcd_tls", "etcd_cluster"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -43,15 +46,31 @@ def _require_etcd() -> None:
         pytest.skip("etcd and etcdctl are not installed (Debian: apt-get install etcd-server etcd-client)")
 
 
-@pytest.fixture(scope="session")
-def etcd() -> Iterator[EtcdServer]:
+def _serve(**options: bool) -> Iterator[EtcdServer]:
     _require_etcd()
-    server = EtcdServer(enable_v2=True)
+    server = EtcdServer(**options)
     try:
         server.start()
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def etcd() -> Iterator[EtcdServer]:
+    yield from _serve(enable_v2=True)
+
+
+@pytest.fixture(scope="session")
+def _calico_server() -> Iterator[EtcdServer]:
+    yield from _serve(enable_v2=True)
+
+
+@pytest.fixture
+def etcd_calico(_calico_server: EtcdServer) -> EtcdServer:
+    _calico_server.delete("/", prefix=True)
+    _calico_server.v2("DELETE", "/calico", recursive="true")
+    return _calico_server
 
 
 @pytest.fixture
