@@ -28,6 +28,7 @@ _LABEL_OPERATORS = (
     ("not in", re.compile(r"not[ \t]*in(?![A-Za-z0-9_./-])")),
     ("in", re.compile(r"in(?![A-Za-z0-9_./-])")),
 )
+_COMPARISONS = frozenset({"==", "!=", *(kind for kind, _ in _LABEL_OPERATORS)})
 _FUNCTIONS = tuple((name, re.compile(name + r"\([ \t]*")) for name in ("has", "all", "global"))
 
 
@@ -220,6 +221,8 @@ class _Parser:
 
     def _comparison(self, name: str) -> Test:
         op = self._take().kind
+        if op not in _COMPARISONS:
+            raise SelectorError(f"expected an operator after label {name!r}")
         if op in ("in", "not in"):
             values = self._set_literal()
             if op == "in":
