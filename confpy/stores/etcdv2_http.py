@@ -210,7 +210,7 @@ class Client:
         target = quote(path, safe="/") + (f"?{urlencode(query)}" if query else "")
         failures = []
         n = len(self.endpoints)
-        for ep in (self.endpoints[(self._next + i) % n] for i in range(n)):
+        for ep in [self.endpoints[(self._next + i) % n] for i in range(n)]:  # _failed moves _next
             if self.closed.is_set():
                 raise StoreError("the etcd store is closed")
             try:

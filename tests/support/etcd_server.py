@@ -271,16 +271,19 @@ class EtcdServer:
             time.sleep(0.05)
         raise EtcdError(f"{self.name} not healthy within {timeout} s ({last}):\n{self.log_tail()}")
 
-    def _health(self) -> bool:
+    def _opener(self) -> urllib.request.OpenerDirector:
+        """HTTP(S) to this member with its client certificate; no proxy, whatever the
+        environment says: loopback only."""
         ctx = None
         if self.tls:
             ctx = ssl.create_default_context(cafile=str(self.tls.ca))
             ctx.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
-        # No proxy, whatever the environment says: loopback only.
-        opener = urllib.request.build_opener(
+        return urllib.request.build_opener(
             urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx)
         )
-        with opener.open(f"{self.endpoint}/health", timeout=1) as resp:
+
+    def _health(self) -> bool:
+        with self._opener().open(f"{self.endpoint}/health", timeout=1) as resp:
             return bool(json.load(resp).get("health") == "true")
 
     def _signal(self, sig: signal.Signals) -> None:
@@ -436,9 +439,8 @@ class EtcdServer:
         request = urllib.request.Request(url, data=body, method=method)
         if body is not None:
             request.add_header("Content-Type", "application/x-www-form-urlencoded")
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
-            with opener.open(request, timeout=5) as resp:
+            with self._opener().open(request, timeout=5) as resp:
                 return dict(json.load(resp))
         except urllib.error.HTTPError as e:
             return dict(json.load(e))
