@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from confpy.cli import main
 from confpy.stores.base import Change, Changes, Resync
 from confpy.stores.calico import CalicoStore
 from confpy.stores.etcd import EtcdStore
@@ -214,3 +215,23 @@ def test_a_bad_resource_keeps_the_files_and_the_next_good_revision_is_applied(
     )
     assert calico_node.proc.proc.poll() is None
     assert calico_node.proc.stop() == 0
+
+
+def test_onetime_with_a_bad_resource_writes_nothing_and_exits_3_naming_it(
+    etcd_calico: EtcdServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    etcd_calico.txn(etcd_keys(SELECTORS))
+    etcd_calico.put(
+        "/calico/resources/v3/projectcalico.org/bgppeers/edge", '{"spec": {"peerSelector": "role = edge"}}'
+    )
+    confdir = bird_confdir(tmp_path / "confdir", checks=False)
+    root = tmp_path / "root"
+    (root / CONFIG).mkdir(parents=True)
+    argv = ["-onetime", "-backend=calico", f"-confdir={confdir}", f"-node={etcd_calico.endpoint}",
+            "-node-name=node1", f"-dest-root={root}", "-config-file=/dev/null"]  # fmt: skip
+    assert main(argv) == 3
+    assert (
+        "key /calico/resources/v3/projectcalico.org/bgppeers/edge: spec.peerSelector: expected =="
+        in caplog.text
+    )
+    assert list((root / CONFIG).iterdir()) == []
