@@ -23,7 +23,7 @@ from tests.support.bird_confdir import CONFIG, bird_confdir
 from tests.support.birdset import BirdSet
 from tests.support.calico_resources import etcd_keys, key_of, value_of
 from tests.support.confpy_process import ConfpyProcess, read, wait_for
-from tests.support.etcd_server import EtcdServer, free_ports
+from tests.support.etcd_server import EtcdServer
 from tests.test_calico_v3_scenarios import SCENARIOS, expected_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,18 +91,18 @@ def test_a_compaction_while_away_is_a_resync_of_the_view(etcd_factory: Callable[
     server = etcd_factory()
     server.txn(etcd_keys(SELECTORS))
     docs = resources(SELECTORS)
-    port = server.client_port
 
     async def main() -> None:
         store = CalicoStore(EtcdStore([server.endpoint], connect_timeout=2), "node1")
         try:
             snap = await store.snapshot([H])
-            # Out of confpy's reach (another client port): a change, and the history compacted.
-            await asyncio.to_thread(server.restart, client_port=free_ports(1)[0])
-            await asyncio.to_thread(write, server, relabel(docs["node1"], rack="b", zone="z1"))
-            await asyncio.to_thread(server.put, "/elsewhere", "x")  # compacting to it drops the change above
-            await asyncio.to_thread(server.compact)
-            await asyncio.to_thread(server.restart, client_port=port)
+
+            def away() -> None:  # a change, and the history compacted
+                write(server, relabel(docs["node1"], rack="b", zone="z1"))
+                server.put("/elsewhere", "x")  # compacting to it drops the change above
+                server.compact()
+
+            await asyncio.to_thread(server.while_away, away)
             event = await asyncio.wait_for(anext(store.watch([H], snap.revision)), 30)
             assert isinstance(event, Resync)
             assert f"{H}/node1/peer_v4/10.60.0.1" not in event.snapshot.values

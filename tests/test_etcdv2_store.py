@@ -241,14 +241,13 @@ def test_etcd_restarted_the_watch_resumes_and_loses_nothing(
             rec = Recorder(store, [p], snap.revision)
             i1 = await off(srv.v2_put, p + "/k1", "1")
             await rec.wait_revision(i1)
-            port = srv.client_port
             await off(srv.kill)
             await rec.wait(lambda: messages(log, "lost connection to etcd"))
-            # Back where the watcher cannot see it: these changes happen "while down".
-            await off(srv.restart, client_port=free_ports(1)[0])
-            i2 = await off(srv.v2_put, p + "/k2", "2")
-            i2d = await off(srv.v2_delete, p + "/k1")
-            await off(srv.restart, client_port=port)
+            indexes: list[int] = []
+            await off(
+                srv.while_away, lambda: indexes.extend([srv.v2_put(p + "/k2", "2"), srv.v2_delete(p + "/k1")])
+            )
+            i2, i2d = indexes
             i3 = await off(srv.v2_put, p + "/k3", "3")
             await rec.wait_revision(i3, 20)
             await rec.stop()
@@ -272,11 +271,12 @@ def test_index_cleared_while_away_is_a_new_snapshot(
             srv.v2_put(p + "/k1", "1")
             snap = await store.snapshot([p])
             rec = Recorder(store, [p], snap.revision)
-            port = srv.client_port
-            await off(srv.restart, client_port=free_ports(1)[0])
-            await off(srv.v2_put, p + "/k1", "changed while away")
-            await off(srv.v2_load, {f"/elsewhere/{i}": str(i) for i in range(1100)})  # > 1000 events
-            await off(srv.restart, client_port=port)
+
+            def away() -> None:
+                srv.v2_put(p + "/k1", "changed while away")
+                srv.v2_load({f"/elsewhere/{i}": str(i) for i in range(1100)})  # > 1000 events
+
+            await off(srv.while_away, away)
             await rec.wait(lambda: any(isinstance(ev, Resync) for ev in rec.events), 30)
             resync = rec.events[-1]
             assert isinstance(resync, Resync)

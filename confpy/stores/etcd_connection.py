@@ -14,16 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import grpc
 from aetcd import rpc
 
 from confpy.stores.base import StoreError, StoreUnreachable
+from confpy.stores.endpoints import checked_settings, split_endpoint
 
 log = logging.getLogger("confpy.etcd")
-
-_DEFAULT_PORT = 2379
 
 # etcd answers pings more frequent than its --grpc-keepalive-min-time (5 s by
 # default) with GOAWAY "too_many_pings", so ping a little above it. A frozen member
@@ -72,17 +70,9 @@ class Connection:
 
 
 def parse_endpoint(index: int, text: str, tls: bool) -> Endpoint:
-    parts = urlsplit(text if "://" in text else f"//{text}")
-    try:
-        port = parts.port or _DEFAULT_PORT
-    except ValueError as e:
-        raise ValueError(f"invalid etcd endpoint {text!r}: {e}") from None
-    if parts.scheme not in ("", "http", "https") or not parts.hostname:
-        raise ValueError(
-            f"invalid etcd endpoint {text!r}: expected http://host:port, https://host:port or host:port"
-        )
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return Endpoint(index, text, f"{host}:{port}", tls or parts.scheme == "https")
+    address = split_endpoint(text)
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return Endpoint(index, text, f"{host}:{address.port}", tls or address.https)
 
 
 def reason(e: BaseException) -> str:
@@ -124,14 +114,9 @@ class Connector:
         password: str | None = None,
         connect_timeout: float = 5.0,
     ) -> None:
-        if isinstance(endpoints, str):
-            endpoints = [endpoints]  # a lone string would otherwise be taken letter by letter
-        if not endpoints:
-            raise ValueError("no etcd endpoint given")
-        if (client_cert is None) != (client_key is None):
-            raise ValueError("an etcd client certificate needs its key, and the key its certificate")
-        if (username is None) != (password is None):
-            raise ValueError("etcd authentication needs both a username and a password")
+        endpoints = checked_settings(
+            endpoints, client_cert=client_cert, client_key=client_key, username=username, password=password
+        )
         self._ca = _read_file(ca_cert, "CA certificate")
         self._cert = _read_file(client_cert, "client certificate")
         self._key = _read_file(client_key, "client key")

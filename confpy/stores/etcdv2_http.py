@@ -18,13 +18,13 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from confpy.stores.base import StoreError, StoreUnreachable
+from confpy.stores.endpoints import checked_settings, split_endpoint
 
 log = logging.getLogger("confpy.etcdv2")
 
-_DEFAULT_PORT = 2379
 _MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -70,16 +70,8 @@ class Response:
 
 
 def parse_endpoint(index: int, text: str, tls: bool) -> Endpoint:
-    parts = urlsplit(text if "://" in text else f"//{text}")
-    try:
-        port = parts.port or _DEFAULT_PORT
-    except ValueError as e:
-        raise ValueError(f"invalid etcd endpoint {text!r}: {e}") from None
-    if parts.scheme not in ("", "http", "https") or not parts.hostname:
-        raise ValueError(
-            f"invalid etcd endpoint {text!r}: expected http://host:port, https://host:port or host:port"
-        )
-    return Endpoint(index, text, parts.hostname, port, tls or parts.scheme == "https")
+    address = split_endpoint(text)
+    return Endpoint(index, text, address.host, address.port, tls or address.https)
 
 
 class _Connection:
@@ -164,14 +156,9 @@ class Client:
         password: str | None = None,
         connect_timeout: float = 5.0,
     ) -> None:
-        if isinstance(endpoints, str):
-            endpoints = [endpoints]  # a lone string would otherwise be taken letter by letter
-        if not endpoints:
-            raise ValueError("no etcd endpoint given")
-        if (client_cert is None) != (client_key is None):
-            raise ValueError("an etcd client certificate needs its key, and the key its certificate")
-        if (username is None) != (password is None):
-            raise ValueError("etcd authentication needs both a username and a password")
+        endpoints = checked_settings(
+            endpoints, client_cert=client_cert, client_key=client_key, username=username, password=password
+        )
         tls = ca_cert is not None or client_cert is not None
         self.endpoints = [parse_endpoint(i, e, tls) for i, e in enumerate(endpoints)]
         self._ssl: ssl.SSLContext | None = None

@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -333,6 +333,16 @@ class EtcdServer:
         if client_port is not None:
             self.client_port = client_port
         self.start()
+
+    def while_away(self, change: Callable[[], object]) -> None:
+        """Run ``change`` (writes) while this member listens on a client port no client
+        knows, then come back on the old one: the changes happen behind their backs."""
+        port = self.client_port
+        self.restart(client_port=free_ports(1)[0])
+        try:
+            change()
+        finally:
+            self.restart(client_port=port)
 
     def close(self) -> None:
         """Stop and remove the data dir (etcd preallocates 64 MB of WAL); a workdir
