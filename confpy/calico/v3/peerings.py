@@ -28,7 +28,7 @@ from confpy.calico.v3.selector import Selector
 BGP = "/calico/bgp/v1"
 BGP_PORT = 179
 
-Rank = tuple[int, str, int]  # (pass, BGPPeer name, order of emission)
+Rank = tuple[int, str]  # (pass, BGPPeer name): the lower wins
 
 
 class Cluster(Protocol):
@@ -75,19 +75,23 @@ def emissions(peer: BGPPeer, cluster: Cluster) -> tuple[list[Emission], bool]:
     node (a global BGPPeer whose far end is a Calico node: any node's change matters)."""
     out: list[Emission] = []
 
-    def emit(pass_: int, node: str | None, target: _Target) -> None:
+    def emit(pass_: int, nodes: Iterable[str | None], target: _Target) -> None:
+        """The peering to ``target`` for each node (None: global). One value for all:
+        a selector may give thousands of nodes the same peering."""
         version = 6 if ":" in target.ip else 4
         port = f"-{target.port}" if target.port not in (0, BGP_PORT) else ""
         suffix = f"peer_v{version}/{target.ip}{port}"
-        key = f"{BGP}/global/{suffix}" if node is None else f"{BGP}/host/{node}/{suffix}"
-        out.append(Emission(key, suffix, node is None, (pass_, peer.name, len(out)), _value(peer, target)))
+        value = _value(peer, target)
+        for node in nodes:
+            key = f"{BGP}/global/{suffix}" if node is None else f"{BGP}/host/{node}/{suffix}"
+            out.append(Emission(key, suffix, node is None, (pass_, peer.name), value))
 
     near = None if peer.is_global else _near_nodes(peer, cluster)
     for target in _far_targets(peer, cluster):
         if near is None:
-            emit(0, None, target)
-        for node in near or ():
-            emit(1, node, target)
+            emit(0, [None], target)
+        else:
+            emit(1, near, target)
     if not peer.automatic_reverse:
         return out, False
     if peer.peer_selector is not None:
@@ -99,8 +103,7 @@ def emissions(peer: BGPPeer, cluster: Cluster) -> tuple[list[Emission], bool]:
     if far:
         back = sorted(cluster.nodes) if near is None else near
         for target in (t for name in back for t in _node_targets(cluster, name, v4, v6)):
-            for node in far:
-                emit(2, node, target)
+            emit(2, far, target)
     return out, peer.is_global and bool(far)
 
 
@@ -188,24 +191,30 @@ class PeeringTable:
 
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
-        self._by_peer: dict[str, list[Emission]] = {}
+        self._by_peer: dict[str, dict[str, Emission]] = {}
         self._candidates: dict[str, dict[Rank, Emission]] = {}
         self._globals: Counter[str] = Counter()  # suffix -> number of global candidates
         self._node_keys: dict[str, set[str]] = {}  # suffix -> node keys with candidates
 
     def replace(self, name: str, new: Iterable[Emission]) -> dict[str, str | None]:
         """Put ``new`` in place of BGPPeer ``name``'s candidates; returns the keys whose
-        winning value changed (None: the key is gone)."""
-        old, kept = self._by_peer.pop(name, []), list(new)
-        suffixes = {e.suffix for e in (*old, *kept) if e.is_global}
+        winning value changed (None: the key is gone). Only candidates that differ are
+        touched: a selector over thousands of nodes changes by a few keys at a time."""
+        kept: dict[str, Emission] = {}
+        for e in new:
+            kept.setdefault(e.key, e)  # a BGPPeer's first candidate of a key outranks its others
+        old = self._by_peer.pop(name, {})
+        gone = [e for key, e in old.items() if kept.get(key) != e]
+        came = [e for key, e in kept.items() if old.get(key) != e]
+        suffixes = {e.suffix for e in (*gone, *came) if e.is_global}
         had = {s for s in suffixes if self._globals[s]}
-        for e in old:
+        for e in gone:
             self._remove(e)
-        for e in kept:
+        for e in came:
             self._add(e)
         if kept:
             self._by_peer[name] = kept
-        touched = {e.key for e in (*old, *kept)}
+        touched = {e.key for e in (*gone, *came)}
         for suffix in had ^ {s for s in suffixes if self._globals[s]}:
             # A global peering came or went: the node peerings to the same peer go or come.
             touched |= self._node_keys.get(suffix, set())
