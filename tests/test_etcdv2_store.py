@@ -18,7 +18,7 @@ import pytest
 
 from confpy.stores import etcdv2
 from confpy.stores.base import Change, Changes, Resync, StoreError, StoreUnreachable
-from confpy.stores.etcdv2 import EtcdV2Store, common_ancestor
+from confpy.stores.etcdv2 import EtcdV2Store, V2Refused, common_ancestor
 from tests.support.etcd_server import EtcdServer, free_ports
 from tests.test_etcd_store import Recorder, off, run
 
@@ -175,6 +175,21 @@ def test_tls_with_client_certificates(etcd_factory: Callable[..., EtcdServer], e
             return (await store.snapshot(["/tls"])).values
 
     assert run(main()) == {"/tls/k": "over tls"}
+
+
+@pytest.mark.timeout(30)
+def test_username_and_password(etcd_factory: Callable[..., EtcdServer]) -> None:
+    server = etcd_factory(enable_v2=True)
+    server.v2_put("/auth/k", "v")
+    server.enable_v2_auth("s3cret")
+
+    async def main(password: str) -> dict[str, str]:
+        async with opened([server.endpoint], username="root", password=password) as store:
+            return (await store.snapshot(["/auth"])).values
+
+    assert run(main("s3cret")) == {"/auth/k": "v"}
+    with pytest.raises(V2Refused, match="requires user authentication"):
+        run(main("wrong"))
 
 
 # -- watch ----------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ class EtcdV2Store:
                 yield Resync(snapshot)
             except V2Refused:
                 raise
-            except (StoreError, Lost, KeyError, ValueError, TypeError) as e:
+            except (StoreError, KeyError, ValueError, TypeError) as e:  # Lost is a StoreError
                 if self._client.closed.is_set():
                     return
                 self._client.mark_unreachable(reason(e))

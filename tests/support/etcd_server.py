@@ -455,6 +455,17 @@ class EtcdServer:
         except urllib.error.HTTPError as e:
             return dict(json.load(e))
 
+    def enable_v2_auth(self, root_password: str) -> None:
+        """Create the v2 API's ``root`` user and turn the v2 API's authentication on."""
+        env = {**os.environ, "ETCDCTL_API": "2"}
+        for args, answer in ((("user", "add", "root"), f"{root_password}\n"), (("auth", "enable"), None)):
+            p = subprocess.run(
+                [str(ETCDCTL), f"--endpoints={self.endpoint}", *args],
+                input=answer, capture_output=True, text=True, env=env, timeout=10,
+            )  # fmt: skip
+            if p.returncode:
+                raise EtcdError(f"etcdctl (v2) {' '.join(args)} failed: {p.stderr.strip()}")
+
     def v2_put(self, key: str, value: str) -> int:
         """Set one key through the v2 API; returns its index."""
         answer = self.v2("PUT", key, value=value)
