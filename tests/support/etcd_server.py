@@ -18,14 +18,14 @@ import ssl
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from tests.support.etcd_v2 import V2Api
 
 ETCD = shutil.which("etcd")
 ETCDCTL = shutil.which("etcdctl")
@@ -141,7 +141,7 @@ def make_certs(directory: Path) -> TLSFiles:
     )
 
 
-class EtcdServer:
+class EtcdServer(V2Api):
     """One etcd member with its own data dir, on loopback ports.
 
     Alone it is a single-member cluster; :class:`EtcdCluster` passes ``initial_cluster``.
@@ -281,6 +281,11 @@ class EtcdServer:
         return urllib.request.build_opener(
             urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx)
         )
+
+    def _etcdctl_binary(self) -> str:
+        if ETCDCTL is None:
+            raise EtcdError("etcdctl is not installed")
+        return ETCDCTL
 
     def _health(self) -> bool:
         with self._opener().open(f"{self.endpoint}/health", timeout=1) as resp:
@@ -439,52 +444,6 @@ class EtcdServer:
         self.etcdctl("user", "grant-role", "root", "root")
         self.etcdctl("auth", "enable")
         self.auth = ("root", root_password)
-
-    # -- the v2 API (``enable_v2``), written over plain HTTP ----------------------------
-    def v2(self, method: str, key: str, **params: str) -> dict[str, Any]:
-        """One v2 request on ``/v2/keys<key>``; returns etcd's JSON answer, errors included."""
-        body = urllib.parse.urlencode(params).encode() if method in ("PUT", "POST") else None
-        query = "" if body is not None or not params else "?" + urllib.parse.urlencode(params)
-        url = f"{self.endpoint}/v2/keys{urllib.parse.quote(key)}{query}"
-        request = urllib.request.Request(url, data=body, method=method)
-        if body is not None:
-            request.add_header("Content-Type", "application/x-www-form-urlencoded")
-        try:
-            with self._opener().open(request, timeout=5) as resp:
-                return dict(json.load(resp))
-        except urllib.error.HTTPError as e:
-            return dict(json.load(e))
-
-    def enable_v2_auth(self, root_password: str) -> None:
-        """Create the v2 API's ``root`` user and turn the v2 API's authentication on."""
-        env = {**os.environ, "ETCDCTL_API": "2"}
-        for args, answer in ((("user", "add", "root"), f"{root_password}\n"), (("auth", "enable"), None)):
-            p = subprocess.run(
-                [str(ETCDCTL), f"--endpoints={self.endpoint}", *args],
-                input=answer, capture_output=True, text=True, env=env, timeout=10,
-            )  # fmt: skip
-            if p.returncode:
-                raise EtcdError(f"etcdctl (v2) {' '.join(args)} failed: {p.stderr.strip()}")
-
-    def v2_put(self, key: str, value: str) -> int:
-        """Set one key through the v2 API; returns its index."""
-        answer = self.v2("PUT", key, value=value)
-        if "node" not in answer:
-            raise EtcdError(f"v2 set {key} failed: {answer}")
-        return int(answer["node"]["modifiedIndex"])
-
-    def v2_delete(self, key: str, *, recursive: bool = False) -> int:
-        answer = self.v2("DELETE", key, **({"recursive": "true"} if recursive else {}))
-        if "node" not in answer:
-            raise EtcdError(f"v2 delete {key} failed: {answer}")
-        return int(answer["node"]["modifiedIndex"])
-
-    def v2_load(self, values: dict[str, str]) -> int:
-        """Set every key of ``values`` (one index each); returns the last index."""
-        index = 0
-        for key, value in values.items():
-            index = self.v2_put(key, value)
-        return index
 
 
 class EtcdCluster:
