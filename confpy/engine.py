@@ -7,16 +7,18 @@ daemon (-watch, -interval) is :mod:`confpy.daemon`; :mod:`confpy.cli` picks the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from confpy import calico
 from confpy.apply import Applier, Mode, Status, UnitResult
+from confpy.backoff import Backoff
 from confpy.cache import Cache
 from confpy.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, ConfigError, RenderError
 from confpy.keys import collapse
@@ -25,9 +27,12 @@ from confpy.render import Renderer, TemplatePlugin
 from confpy.resource import TemplateResource, Unit, group_units, load_resources
 from confpy.settings import STORE_FIELDS, Settings, build_settings
 from confpy.stores import open_store
-from confpy.stores.base import Store, StoreError
+from confpy.stores.base import Store, StoreError, StoreUnreachable
 
 log = logging.getLogger("confpy")
+
+#: Retrying a store that does not answer, within -connect-timeout.
+CONNECT_RETRY_FIRST, CONNECT_RETRY_CAP = 0.1, 2.0
 
 #: The globals every template may use beyond confd's functions.
 TEMPLATE_PLUGINS: tuple[TemplatePlugin, ...] = (calico.template_globals,)
@@ -124,13 +129,30 @@ class Engine:
         return await (self.review() if self.settings.stdout else self.onetime())
 
     async def read_once(self) -> Cache | None:
-        """One snapshot of every prefix, for a one-shot mode; None if the store is unreachable."""
+        """One snapshot of every prefix, for a one-shot mode; None if the store is unreachable.
+
+        A store that does not answer (etcd not up yet while the node boots) is tried
+        again with backoff until ``-connect-timeout`` has passed.
+        """
+        start = time.perf_counter()
+        deadline = time.monotonic() + self.settings.connect_timeout
+        backoff = Backoff(CONNECT_RETRY_FIRST, CONNECT_RETRY_CAP)
         try:
-            start = time.perf_counter()
-            snap = await self.store.snapshot(self.loaded.prefixes)
-        except StoreError as exc:
-            log.error("store unreachable: %s", exc)
-            return None
+            while True:
+                try:
+                    snap = await self.store.snapshot(self.loaded.prefixes)
+                    break
+                except StoreUnreachable as exc:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        log.error("store unreachable for %g s: %s", self.settings.connect_timeout, exc)
+                        return None
+                    if backoff.attempts == 0:
+                        log.warning("store unreachable, trying for %.0f s more: %s", left, exc)
+                    await asyncio.sleep(min(backoff.next(), left))
+                except StoreError as exc:  # refused, or a data file that cannot be read
+                    log.error("store unreachable: %s", exc)
+                    return None
         finally:
             await self.store.close()
         log.debug(
@@ -145,7 +167,10 @@ class Engine:
         if cache is None:
             return EXIT_UNREACHABLE
         applier = self.applier()
-        results = [applier.run(u, cache.view) for u in self.loaded.units]
+        # Rendered one by one (CPU), then completed side by side: a unit never waits for
+        # another unit's check or reload.
+        rendered = [applier.render(u, cache.view) for u in self.loaded.units]
+        results = await asyncio.gather(*(asyncio.to_thread(applier.complete, r) for r in rendered))
         for r in results:
             if r.report:
                 print(r.report, flush=True)
@@ -183,7 +208,7 @@ def _disk_state(dest: Path, content: bytes) -> str:
         return f"unreadable on disk: {exc.strerror}"
 
 
-def _summarise(results: list[UnitResult], mode: Mode) -> int:
+def _summarise(results: Sequence[UnitResult], mode: Mode) -> int:
     counts: dict[Status, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

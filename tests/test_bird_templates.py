@@ -42,9 +42,10 @@ requires_bird = pytest.mark.skipif(
 
 @pytest.fixture(autouse=True)
 def _calico_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Calico's BIRD and no router-id override unless a test says otherwise."""
-    for name in ("BIRD_FLAVOR", "CALICO_ROUTER_ID"):
-        monkeypatch.delenv(name, raising=False)
+    """Calico's BIRD (said, not detected: this machine's BIRD is Debian's) and no
+    router-id override unless a test says otherwise."""
+    monkeypatch.setenv("BIRD_FLAVOR", "calico")
+    monkeypatch.delenv("CALICO_ROUTER_ID", raising=False)
 
 
 def example_keys() -> dict[str, str]:

@@ -155,7 +155,7 @@ def test_hostile_value_is_contained(lab: Lab) -> None:
         {"ip": "10.99.0.50; protocol static { route 0.0.0.0/0 blackhole; }", "as_num": "64512"}
     )
     files = {n: node.bird_cfg.read_bytes() for n, node in lab.nodes.items()}
-    since = {n: lab.protocol_since(n) for n in lab.nodes}
+    restarts = {n: lab.session_restarts(n) for n in lab.nodes}
     routes = {n: lab.kernel_routes(n) for n in lab.nodes}
     errors_before = {n: node.confpy_text().count(key) for n, node in lab.nodes.items()}
     before = reloads(lab)
@@ -181,8 +181,8 @@ def test_hostile_value_is_contained(lab: Lab) -> None:
             assert node.bird_cfg.read_bytes() == files[n], f"{n}: bird.cfg changed"
             assert "0.0.0.0/0" not in node.bird_cfg.read_text()
             assert not any(node.out.glob(".confpy-stage-*")), "a staging directory was left behind"
-            assert lab.established(n) == set(lab.protocols(n)) and len(since[n]) == 2
-            assert lab.protocol_since(n) == since[n], f"{n}: a session restarted"
+            assert lab.established(n) == set(lab.protocols(n)) and len(lab.protocols(n)) == 2
+            assert lab.session_restarts(n) == restarts[n], f"{n}: a session restarted"
             assert lab.kernel_routes(n) == routes[n]
             assert "0.0.0.0/0" not in lab.kernel_routes(n, proto_bird=False)
             assert "0.0.0.0/0" not in lab.birdc(n, "show", "route")
@@ -197,7 +197,7 @@ def test_hostile_value_is_contained(lab: Lab) -> None:
         lab.wait_quiet()
         assert delta(before, reloads(lab)) == {"node1": (1, 1), "node2": (0, 0), "node3": (0, 0)}
         for n in lab.nodes:
-            assert lab.protocol_since(n) == since[n], f"{n}: a session restarted"
+            assert lab.session_restarts(n) == restarts[n], f"{n}: a session restarted"
     finally:
         lab.delete(block_key("node1", block))
     lab.wait_converged(CONVERGE)

@@ -72,6 +72,17 @@ class Store(Protocol):
         """Where the store is connected now (an endpoint, the data files), None while it is not."""
         ...
 
+    @property
+    def endpoints(self) -> list[str]:
+        """Every place the store may be connected to (what ``connected_to`` names)."""
+        ...
+
+    @property
+    def down_since(self) -> float | None:
+        """When (``time.monotonic()``) the store was lost, or first tried and not
+        reached; None while it is connected."""
+        ...
+
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
         """All keys under ``prefixes``, read at one revision."""
         ...

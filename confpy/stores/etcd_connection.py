@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,8 @@ class Connector:
         # "new": never connected; logged transitions only, never each retry.
         self._state: Literal["new", "up", "down"] = "new"
         self._ever_up = False
+        #: When the store was lost (or, never connected, first asked for): for /healthz.
+        self.down_since: float | None = time.monotonic()
 
     @property
     def connected_to(self) -> str | None:
@@ -201,6 +204,7 @@ class Connector:
                 if self._state != "up":
                     log.info("%s etcd at %s", "reconnected to" if self._ever_up else "connected to", ep.url)
                     self._state, self._ever_up = "up", True
+                self.down_since = None
                 return conn
             raise StoreUnreachable(
                 f"no etcd endpoint answered within {self.connect_timeout:g} s; tried " + ", ".join(failures)
@@ -215,6 +219,7 @@ class Connector:
             if self._state == "up":
                 log.warning("lost connection to etcd at %s: %s", conn.endpoint.url, why)
                 self._state = "down"
+                self.down_since = time.monotonic()
         await conn.channel.close()
 
     def mark_unreachable(self, why: object) -> None:
@@ -222,6 +227,8 @@ class Connector:
         if self._state != "down":
             log.warning("etcd unreachable, retrying with backoff: %s", why)
             self._state = "down"
+        if self.down_since is None:
+            self.down_since = time.monotonic()
 
     async def close(self) -> None:
         self.closed.set()

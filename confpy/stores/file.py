@@ -86,6 +86,14 @@ class FileStore:
     def connected_to(self) -> str | None:
         return ", ".join(str(p) for p in self.paths)
 
+    @property
+    def endpoints(self) -> list[str]:
+        return [", ".join(str(p) for p in self.paths)]
+
+    @property
+    def down_since(self) -> float | None:
+        return None  # an unreadable file fails its read; there is no connection to lose
+
     def _files(self) -> list[Path]:
         files: list[Path] = []
         for p in self.paths:

@@ -65,15 +65,28 @@ class BirdDaemon:
         return self.proc.pid
 
     @classmethod
-    def start(cls, kind: str, workdir: Path, body: str = MINIMAL_CONFIG, timeout: float = 10.0) -> BirdDaemon:
+    def start(
+        cls,
+        kind: str,
+        workdir: Path,
+        body: str = MINIMAL_CONFIG,
+        timeout: float = 10.0,
+        user: str | None = None,
+    ) -> BirdDaemon:
         """Start ``kind`` (``bird`` or ``bird6``) with ``body`` as config; wait until it
-        answers on its control socket and has written its pid file."""
+        answers on its control socket and has written its pid file. With ``user``, BIRD
+        drops to that user and its group after start-up (as Debian's service runs it:
+        ``-u bird -g bird``); ``workdir`` is then that user's, and every directory above
+        the files it reads must let it pass."""
         binary = bird_binary(kind)
         if binary is None:
             raise FileNotFoundError(f"{kind} is not installed")
         workdir.mkdir(parents=True, exist_ok=True)
         daemon = cls(kind, workdir)
         daemon.config.write_text(config_text(body, daemon.log))
+        as_user = ["-u", user, "-g", user] if user else []
+        if user:
+            shutil.chown(workdir, user, user)  # BIRD writes its pid file and log as that user
         with open(daemon.stderr, "wb") as err:
             daemon.proc = subprocess.Popen(
                 [
@@ -85,6 +98,7 @@ class BirdDaemon:
                     str(daemon.socket),
                     "-P",
                     str(daemon.pidfile),
+                    *as_user,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=err,

@@ -35,6 +35,7 @@ import sys
 import time
 import tomllib
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,7 +288,9 @@ class Lab:
             ctl = n.dir / f"{family}.ctl"
             lines = []
             for line in toml.read_text().splitlines():
-                if re.match(r"\s*(reload_signal|reload_process|reload_pidfile|reload_cmd)\s*=", line):
+                if re.match(
+                    r"\s*(reload_signal|reload_process|reload_pidfile|reload_cmd|reload_birdc)\s*=", line
+                ):
                     continue
                 m = re.match(r'\s*dest\s*=\s*"([^"]+)"', line)
                 if m:
@@ -502,14 +505,14 @@ class Lab:
                 out[f[0]] = " ".join(f[3:])
         return out
 
-    def protocol_since(self, node: str) -> dict[str, str]:
-        """BGP protocol name -> its "since" column (changes when a session restarts)."""
-        out = {}
-        for line in self.birdc(node, "show", "protocols").splitlines():
-            f = line.split()
-            if len(f) >= 5 and f[1] == "BGP":
-                out[f[0]] = f[4]
-        return out
+    def session_restarts(self, node: str) -> Counter[str]:
+        """Protocol name -> how often BIRD logged it leaving "up" or starting over (the
+        templates trace states). A reconfiguration re-feeds a session (feed, up) without
+        a restart. Unchanged counts mean no session restarted; BIRD 1.6's "since" column
+        cannot say that: it moves by a second with no change of state."""
+        return Counter(
+            re.findall(r"(\S+): State changed to (?:stop|down|start)", self.nodes[node].bird_text())
+        )
 
     def established(self, node: str) -> set[str]:
         return {p for p, info in self.protocols(node).items() if "Established" in info}

@@ -152,32 +152,36 @@ def main(argv: list[str] | None = None) -> int:
             f"  {len(added)} blocks deleted in one transaction: withdrawn everywhere in {took * 1000:.0f} ms"
         )
 
-        banner("a cluster-wide change: a global peer (10.99.0.99, nobody there)")
-        peer_key = f"{G}/peer_v4/10.99.0.99"
+        # The peer must be an address of the lab: node3's own, on a port nothing listens
+        # on. node3 skips a peer at its own address; the others dial and are refused.
+        banner("a cluster-wide change: a global peer (node3's address, port 1790: nothing listens)")
+        peer_key = f"{G}/peer_v4/10.99.0.3-1790"
+        session = "Global_10_99_0_3_port_1790"
+        dialers = [n for n in lab.nodes if n != "node3"]
         for action in ("put", "delete"):
             want = action == "put"
             before = lab.reload_counts()
             start = time.monotonic()
             if want:
-                lab.put(peer_key, json.dumps({"ip": "10.99.0.99", "as_num": "64513"}))
+                lab.put(peer_key, json.dumps({"ip": "10.99.0.3", "as_num": "64513", "port": 1790}))
             else:
                 lab.delete(peer_key)
 
             def switched(want: bool = want) -> bool:
-                return all(("Global_10_99_0_99" in lab.protocols(n)) == want for n in lab.nodes)
+                return all((session in lab.protocols(n)) == want for n in dialers)
 
-            lab.wait(switched, 30.0, f"Global_10_99_0_99 {'in' if want else 'gone from'} every BIRD")
+            lab.wait(switched, 30.0, f"{session} {'in' if want else 'gone from'} every other BIRD")
             took = time.monotonic() - start
             lab.wait_quiet()
             after = lab.reload_counts()
             print(
-                f"  {action} {peer_key}: Global_10_99_0_99 {'in' if want else 'gone from'} every BIRD "
-                f"{took * 1000:.0f} ms after the {action}; BIRD reloads "
+                f"  {action} {peer_key}: {session} {'in' if want else 'gone from'} "
+                f"{', '.join(dialers)} {took * 1000:.0f} ms after the {action}; BIRD reloads "
                 + " ".join(f"{n}+{after[n][0] - before[n][0]}" for n in lab.nodes)
             )
             if want:
                 print(
-                    "--- node2: birdc show protocols (the new session is never Established: nobody at 10.99.0.99)"
+                    "--- node2: birdc show protocols (the new session is never Established: port 1790 is closed)"
                 )
                 print(lab.birdc("node2", "show", "protocols").rstrip())
         lab.wait_converged(30.0)
