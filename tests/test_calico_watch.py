@@ -151,7 +151,7 @@ def calico_node(
     tmp_path: Path, etcd_calico: EtcdServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[CalicoNode]:
     monkeypatch.delenv("CALICO_ROUTER_ID", raising=False)
-    monkeypatch.delenv("BIRD_FLAVOR", raising=False)
+    monkeypatch.setenv("BIRD_FLAVOR", "calico")  # the daemon inherits it: no detection on either side
     etcd_calico.txn(etcd_keys(SELECTORS))
     node = CalicoNode(tmp_path, etcd_calico, "node1")
     yield node

@@ -35,8 +35,10 @@ def data_file(path: Path) -> dict[str, str]:
 
 @pytest.fixture(autouse=True)
 def _calico_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("BIRD_FLAVOR", "CALICO_ROUTER_ID"):
-        monkeypatch.delenv(name, raising=False)
+    """Calico's BIRD build (the golden files are its), no router-id override; the
+    daemons started here inherit it."""
+    monkeypatch.setenv("BIRD_FLAVOR", "calico")
+    monkeypatch.delenv("CALICO_ROUTER_ID", raising=False)
 
 
 @pytest.fixture

@@ -31,6 +31,14 @@ class DetectingEtcdStore:
     def connected_to(self) -> str | None:
         return (self._chosen or self._v3).connected_to
 
+    @property
+    def endpoints(self) -> list[str]:
+        return (self._chosen or self._v3).endpoints
+
+    @property
+    def down_since(self) -> float | None:
+        return (self._chosen or self._v3).down_since
+
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
         if self._chosen is not None:
             return await self._chosen.snapshot(prefixes)

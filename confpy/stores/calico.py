@@ -53,6 +53,14 @@ class CalicoStore:
     def connected_to(self) -> str | None:
         return self._inner.connected_to
 
+    @property
+    def endpoints(self) -> list[str]:
+        return self._inner.endpoints
+
+    @property
+    def down_since(self) -> float | None:
+        return self._inner.down_since
+
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
         self._resync(await self._inner.snapshot(self._sources))
         return self._select(prefixes)
@@ -70,7 +78,8 @@ class CalicoStore:
                 continue
             assert isinstance(event, Changes)
             changed = self._apply((c.key, c.value) for c in event.changes)
-            self._revision = event.revision
+            # A resumed inner watch may replay a revision already applied: it changes nothing.
+            self._revision = max(self._revision, event.revision)
             mine = tuple(Change(k, v) for k, v in sorted(changed.items()) if covered_by_any(prefixes, k))
             if mine:
                 yield Changes(event.revision, mine)

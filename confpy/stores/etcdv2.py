@@ -84,6 +84,14 @@ class EtcdV2Store:
     def connected_to(self) -> str | None:
         return self._client.connected_to
 
+    @property
+    def endpoints(self) -> list[str]:
+        return [ep.url for ep in self._client.endpoints]
+
+    @property
+    def down_since(self) -> float | None:
+        return self._client.down_since
+
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
         wanted = collapse(prefixes)
         if not wanted:

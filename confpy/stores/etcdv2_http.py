@@ -15,6 +15,7 @@ import base64
 import json
 import logging
 import ssl
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -179,6 +180,8 @@ class Client:
         self._current: Endpoint | None = None
         self._state: Literal["new", "up", "down"] = "new"
         self._ever_up = False
+        # As the v3 connector: "down" from the start until an endpoint first answers.
+        self.down_since: float | None = time.monotonic()
         self.closed = asyncio.Event()
 
     @property
@@ -249,17 +252,21 @@ class Client:
         if self._state != "up":
             log.info("%s etcd (v2 API) at %s", "reconnected to" if self._ever_up else "connected to", ep.url)
             self._state, self._ever_up = "up", True
+        self.down_since = None
 
     def _failed(self, ep: Endpoint, why: str) -> None:
         self._next = (ep.index + 1) % len(self.endpoints)
         if self._state == "up" and ep == self._current:
             log.warning("lost connection to etcd (v2 API) at %s: %s", ep.url, why)
             self._state = "down"
+            self.down_since = time.monotonic()
 
     def mark_unreachable(self, why: object) -> None:
         if self._state != "down":
             log.warning("etcd (v2 API) unreachable, retrying with backoff: %s", why)
             self._state = "down"
+        if self.down_since is None:
+            self.down_since = time.monotonic()
 
     async def close(self) -> None:
         self.closed.set()
