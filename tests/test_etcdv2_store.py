@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
 import threading
 import time
@@ -329,3 +330,33 @@ def test_a_frozen_member_is_noticed_by_its_health_and_followed_after_resume(
             await rec.stop()
 
     run(main())
+
+
+@pytest.mark.timeout(60)
+def test_an_etcd_whose_data_was_replaced_is_read_again(
+    etcd_factory: Callable[..., EtcdServer], log: pytest.LogCaptureFixture
+) -> None:
+    """The data dir wiped (or restored from an older backup): the index falls below what
+    the watch has seen; the watch takes a new snapshot."""
+    srv = etcd_factory(enable_v2=True)
+    p = "/replaced"
+    srv.v2_load({f"{p}/k{i}": str(i) for i in range(20)})
+
+    async def main() -> None:
+        async with opened([srv.endpoint], connect_timeout=1) as store:
+            snap = await store.snapshot([p])
+            rec = Recorder(store, [p], snap.revision)
+            await rec.wait(lambda: messages(log, "connected to etcd"))
+            await off(srv.kill)
+            shutil.rmtree(srv.data_dir)
+            await off(srv.start)
+            await off(srv.v2_put, p + "/fresh", "1")
+            await rec.wait(lambda: any(isinstance(ev, Resync) for ev in rec.events), 30)
+            resync = rec.events[-1]
+            assert isinstance(resync, Resync) and resync.snapshot.values == {p + "/fresh": "1"}
+            i = await off(srv.v2_put, p + "/after", "2")  # and it follows the new history
+            await rec.wait_revision(i)
+            await rec.stop()
+
+    run(main())
+    assert messages(log, "already seen, and its cluster id changed: its data was replaced")

@@ -133,8 +133,21 @@ class EtcdV2Store:
         ancestor = common_ancestor(wanted)
         next_index = after + 1
         backoff = Backoff(_BACKOFF_FIRST, _BACKOFF_CAP)
+        placed = False  # the member's index and cluster checked since the last failure
+        cluster: str | None = None  # the cluster id followed so far
         while not self._client.closed.is_set():
             try:
+                if not placed:
+                    index, cluster_id = await self._position(ancestor)
+                    known, placed, cluster = cluster, True, cluster_id
+                    if index < next_index - 1 or known not in (None, cluster_id):
+                        # Data dir wiped or restored from a backup: a watch from next_index
+                        # would wait for events that mean something else (as the v3 store).
+                        moved = "" if known in (None, cluster_id) else ", and its cluster id changed"
+                        raise _SnapshotNeeded(
+                            f"etcd is at index {index}, below index {next_index - 1} already seen{moved}: "
+                            "its data was replaced"
+                        )
                 event = await self._poll(ancestor, next_index)
                 backoff.reset()
                 if event is None:
@@ -155,8 +168,15 @@ class EtcdV2Store:
             except (StoreError, KeyError, ValueError, TypeError) as e:  # Lost is a StoreError
                 if self._client.closed.is_set():
                     return
+                placed = False
                 self._client.mark_unreachable(reason(e))
                 await backoff.sleep()
+
+    async def _position(self, ancestor: str) -> tuple[int, str]:
+        """The index and cluster id of the member answering now (a GET of one level)."""
+        response = await self._client.get("/v2/keys" + ancestor, {}, _REQUEST_TIMEOUT)
+        assert response is not None
+        return response.etcd_index, response.headers.get("x-etcd-cluster-id", "")
 
     async def _poll(self, ancestor: str, index: int) -> dict[str, Any] | None:
         """The first event under ``ancestor`` at ``index`` or later; None if none came
