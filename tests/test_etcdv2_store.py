@@ -337,7 +337,7 @@ def test_an_etcd_whose_data_was_replaced_is_read_again(
     etcd_factory: Callable[..., EtcdServer], log: pytest.LogCaptureFixture
 ) -> None:
     """The data dir wiped (or restored from an older backup): the index falls below what
-    the watch has seen; the watch takes a new snapshot."""
+    the watch has seen, the cluster id is another; the watch takes a new snapshot."""
     srv = etcd_factory(enable_v2=True)
     p = "/replaced"
     srv.v2_load({f"{p}/k{i}": str(i) for i in range(20)})
@@ -349,13 +349,13 @@ def test_an_etcd_whose_data_was_replaced_is_read_again(
             await rec.wait(lambda: messages(log, "connected to etcd"))
             await off(srv.kill)
             shutil.rmtree(srv.data_dir)
+            srv.cluster_token = "another-cluster"  # a new cluster id too
             await off(srv.start)
             await off(srv.v2_put, p + "/fresh", "1")
             await rec.wait(lambda: any(isinstance(ev, Resync) for ev in rec.events), 30)
-            resync = rec.events[-1]
-            assert isinstance(resync, Resync) and resync.snapshot.values == {p + "/fresh": "1"}
             i = await off(srv.v2_put, p + "/after", "2")  # and it follows the new history
             await rec.wait_revision(i)
+            assert rec.state(snap.values) == {p + "/fresh": "1", p + "/after": "2"}
             await rec.stop()
 
     run(main())
