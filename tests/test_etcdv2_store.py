@@ -346,16 +346,17 @@ def test_an_etcd_whose_data_was_replaced_is_read_again(
         async with opened([srv.endpoint], connect_timeout=1) as store:
             snap = await store.snapshot([p])
             rec = Recorder(store, [p], snap.revision)
-            await rec.wait(lambda: messages(log, "connected to etcd"))
+            i0 = await off(srv.v2_put, p + "/k0", "first")
+            await rec.wait_revision(i0)  # the watch is placed on the old history
             await off(srv.kill)
             shutil.rmtree(srv.data_dir)
             srv.cluster_token = "another-cluster"  # a new cluster id too
             await off(srv.start)
             await off(srv.v2_put, p + "/fresh", "1")
             await rec.wait(lambda: any(isinstance(ev, Resync) for ev in rec.events), 30)
-            i = await off(srv.v2_put, p + "/after", "2")  # and it follows the new history
-            await rec.wait_revision(i)
-            assert rec.state(snap.values) == {p + "/fresh": "1", p + "/after": "2"}
+            await off(srv.v2_put, p + "/after", "2")  # and it follows the new history
+            # (its indexes start again below those seen: wait for the state, not an index)
+            await rec.wait(lambda: rec.state(snap.values) == {p + "/fresh": "1", p + "/after": "2"})
             await rec.stop()
 
     run(main())
