@@ -26,7 +26,7 @@ from confpy.redact import Redactor
 from confpy.render import Renderer, TemplatePlugin
 from confpy.resource import TemplateResource, Unit, group_units, load_resources
 from confpy.settings import STORE_FIELDS, Settings, build_settings
-from confpy.stores import PreferGrpc, open_reader, open_store
+from confpy.stores import UseStore, open_reader, open_store
 from confpy.stores.base import Reader, Snapshot, Store, StoreError, StoreUnreachable
 
 log = logging.getLogger("confpy")
@@ -175,8 +175,8 @@ class Engine:
         if reader is not None:
             try:
                 return reader.read(self.loaded.prefixes)
-            except PreferGrpc as big:
-                log.debug("%s keys to read: through gRPC", big)
+            except UseStore as why:
+                log.debug("%s", why)
         import asyncio  # gRPC's store needs an event loop; a one-shot read of files does not
 
         return asyncio.run(self._snapshot())

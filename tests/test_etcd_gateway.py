@@ -14,7 +14,7 @@ import pytest
 
 from confpy.stores.base import StoreError, StoreUnreachable
 from confpy.stores.etcd import EtcdStore
-from confpy.stores.etcd_gateway import GATEWAY_MAX_KEYS, GatewayReader, PreferGrpc
+from confpy.stores.etcd_gateway import GATEWAY_MAX_KEYS, GatewayReader, UseStore
 from tests.support.etcd_server import EtcdServer, free_ports
 
 
@@ -47,7 +47,7 @@ def test_a_large_read_is_handed_to_grpc(etcd: EtcdServer, etcd_prefix: str) -> N
     reader = GatewayReader([etcd.endpoint])
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("confpy.stores.etcd_gateway.GATEWAY_MAX_KEYS", 99)
-        with pytest.raises(PreferGrpc):
+        with pytest.raises(UseStore):
             reader.read([etcd_prefix + "big"])
     assert len(reader.read([etcd_prefix + "big"]).values) == 100 <= GATEWAY_MAX_KEYS
 

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import pytest
 
 from confpy.stores.base import Change, Changes, Resync, StoreUnreachable
+from confpy.stores.endpoints import parse_endpoint
 from confpy.stores.etcd import EtcdRefused, EtcdStore
-from confpy.stores.etcd_endpoints import parse_endpoint
 from tests.support.etcd_server import EtcdCluster, EtcdServer, free_ports
 from tests.support.watching import Recorder, off
 

@@ -284,6 +284,8 @@ class Advertisement:
 def parse_advertisements(value: StoreValue, family: Family) -> list[Advertisement]:
     key = value.key
     entries = parse_json(value)
+    if entries is None:
+        return []  # Calico's confd writes null for a family without advertisements
     if not isinstance(entries, list):
         raise DataError(key, f"expected a JSON array, got {type(entries).__name__}")
     out = []

@@ -19,7 +19,7 @@ import grpc
 from aetcd import rpc
 
 from confpy.stores.base import StoreError, StoreUnreachable
-from confpy.stores.etcd_endpoints import Endpoint, parse_endpoints, read_file
+from confpy.stores.endpoints import Endpoint, parse_endpoints, read_file
 
 log = logging.getLogger("confpy.etcd")
 

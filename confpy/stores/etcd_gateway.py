@@ -5,7 +5,7 @@ library only.
 which it imports) cost more to load than a few hundred keys take to read. etcd serves
 the same API as JSON on its client port, but marshals it slowly: past
 :data:`GATEWAY_MAX_KEYS` keys its answer takes longer than loading gRPC, so the
-reader counts first and says :class:`PreferGrpc` for a large read.
+reader counts first and says :class:`UseStore` for a large read.
 
 Same contract as :meth:`EtcdStore.snapshot`: every prefix at one revision (the first
 answer's), failover across the endpoints, TLS client certificates, username/password.
@@ -21,7 +21,7 @@ from typing import Any
 
 from confpy.keys import byte_range, collapse, covered_by_any
 from confpy.stores.base import Snapshot, StoreError, StoreUnreachable
-from confpy.stores.etcd_endpoints import parse_endpoints, read_file
+from confpy.stores.endpoints import parse_endpoints, read_file
 
 #: Up to this many keys the JSON gateway answers sooner than gRPC can be loaded.
 GATEWAY_MAX_KEYS = 2000
@@ -29,8 +29,9 @@ _REQUEST_TIMEOUT = 30.0
 _ENCODING_ERRORS = "surrogateescape"
 
 
-class PreferGrpc(Exception):
-    """The read is large: the gRPC store reads it faster."""
+class UseStore(Exception):
+    """Read through the store itself: the read is large (gRPC reads it faster), or it
+    found nothing and the store may look elsewhere (etcd's v2 API)."""
 
 
 class GatewayRefused(StoreError):
@@ -66,7 +67,9 @@ class GatewayReader:
         username: str | None = None,
         password: str | None = None,
         connect_timeout: float = 5.0,
+        detecting: bool = False,
     ) -> None:
+        self._detecting = detecting
         self._endpoints = parse_endpoints(endpoints, client_cert, client_key, ca_cert, username, password)
         read_file(ca_cert, "CA certificate")  # the same errors as the gRPC store's
         read_file(client_cert, "client certificate")
@@ -111,7 +114,7 @@ class GatewayReader:
         return answer
 
     def read(self, prefixes: Sequence[str]) -> Snapshot:
-        """Every key under ``prefixes`` at one revision. Raises :class:`PreferGrpc` for a
+        """Every key under ``prefixes`` at one revision. Raises :class:`UseStore` for a
         large read, :class:`StoreUnreachable` when no endpoint answers."""
         wanted = collapse(prefixes)
         failures = []
@@ -152,7 +155,9 @@ class GatewayReader:
             revision = revision or int(answer["header"]["revision"])
             total += int(answer.get("count", 0))
         if total > GATEWAY_MAX_KEYS:
-            raise PreferGrpc(total)
+            raise UseStore(f"{total} keys to read: through gRPC")
+        if total == 0 and self._detecting:
+            raise UseStore("no key under any prefix in etcd's v3 API: the store looks at v2")
         values: dict[str, str] = {}
         for start, end in ranges if wanted else []:
             answer = post("/kv/range", {"key": _b64(start), "range_end": _b64(end), "revision": revision})
