@@ -13,6 +13,14 @@ MakeConfdir = Callable[..., Path]
 
 
 @pytest.fixture
+def calico_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The BIRD templates' environment cleared: Calico's BIRD build (no BIRD_FLAVOR) and
+    no CALICO_ROUTER_ID, unless a test sets them."""
+    for name in ("BIRD_FLAVOR", "CALICO_ROUTER_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
 def make_confdir(tmp_path: Path) -> MakeConfdir:
     """Write a confdir: ``resources`` maps a conf.d name to its [template] body (TOML,
     ``{out}`` replaced by the output directory), ``templates`` maps a name to its text."""

@@ -14,12 +14,10 @@ from pathlib import Path
 import pytest
 
 from confpy.errors import RenderError
-from tests.support.birdset import BIRD2, BirdSet, check_set
+from tests.support.birdset import BIRD2, BirdSet, assert_parses
 from tests.support.calico_data import (
     B4,
-    B6,
     ROOT,
-    SCENARIOS,
     G,
     H,
     cluster_2017,
@@ -33,22 +31,11 @@ from tests.support.calico_data import (
 GOLDEN = ROOT / "tests" / "golden" / "bird2" / "node1"
 
 requires_bird2 = pytest.mark.skipif(BIRD2.missing() is not None, reason=str(BIRD2.missing()))
-
-
-@pytest.fixture(autouse=True)
-def _calico_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No router-id override unless a test says otherwise (and no BIRD 1.6 flavour: BIRD 2 reads none)."""
-    for name in ("BIRD_FLAVOR", "CALICO_ROUTER_ID"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("calico_env")
 
 
 def render(keys: Mapping[str, str], node: str = "node1") -> dict[str, str]:
     return BirdSet(BIRD2.confdir, node).render(keys)
-
-
-def check_with_bird2(files: Mapping[str, str], tmp_path: Path) -> None:
-    rejected = check_set(files, BIRD2, tmp_path)
-    assert not rejected, "\n".join(rejected)
 
 
 def block(source: str | list[str], header: str) -> list[str]:
@@ -100,14 +87,14 @@ def test_golden_node1(name: str) -> None:
 @pytest.mark.bird
 @requires_bird2
 def test_golden_files_parse_on_bird2(tmp_path: Path) -> None:
-    check_with_bird2({name: (GOLDEN / name).read_text() for name in BIRD2.files}, tmp_path)
+    assert_parses({name: (GOLDEN / name).read_text() for name in BIRD2.files}, BIRD2, tmp_path)
 
 
 @pytest.mark.bird
 @requires_bird2
 @pytest.mark.parametrize("node", ["node1", "node2", "node6"])
 def test_example_cluster_parses_on_bird2(node: str, tmp_path: Path) -> None:
-    check_with_bird2(render(example_keys(), node), tmp_path)
+    assert_parses(render(example_keys(), node), BIRD2, tmp_path)
 
 
 def test_bird_1_6_syntax_is_gone() -> None:
@@ -236,189 +223,10 @@ def test_interface_routes_never_reach_the_kernel() -> None:
         ]
 
 
-# --- the scenarios every set renders (tests/support/calico_data.py) -------------------
-
-# name -> ({file: [statements it must contain]}, {file: [statements it must not]})
-EXPECTED: dict[str, tuple[dict[str, list[str]], dict[str, list[str]]]] = {
-    "router id from CALICO_ROUTER_ID": ({"bird.cfg": ["router id 192.0.2.7 ;"]}, {}),
-    "router id hash": ({"bird.cfg": ["router id 202.18.243.27 ;"]}, {}),
-    "log level debug, listen port": (
-        {
-            "bird.cfg": [
-                "debug all ;",
-                "local 172.29.141.95 port 1790 as 64512 ;",
-                "neighbor 172.29.141.96 port 1791 as 64512 ;",
-                "local fd00:29:141::95 port 1790 as 64512 ;",
-            ]
-        },
-        {"bird.cfg": ["debug { states } ;", "listen bgp port 1790 ;"]},
-    ),
-    "log level none": ({}, {"bird.cfg": ["debug { states } ;", "debug all ;"]}),
-    "mesh disabled": (
-        {"bird.cfg": ["protocol bgp Global_172_29_141_1 from bgp_template_v4 {"]},
-        {
-            "bird.cfg": [
-                "protocol bgp Mesh_172_29_141_96 from bgp_template_v4 {",
-                "protocol bgp Mesh_fd00_29_141__96 from bgp_template_v6 {",
-            ]
-        },
-    ),
-    "route reflector: IPv4 keeps the mesh, IPv6 drops it": (
-        {
-            "bird.cfg": [
-                "protocol bgp Mesh_172_29_141_96 from bgp_template_v4 {",
-                "rr client ;",
-                "rr cluster id 10.0.0.1 ;",
-                "protocol bgp Node_fd00_29_141__253 from bgp_template_v6 {",
-            ]
-        },
-        {"bird.cfg": ["protocol bgp Mesh_fd00_29_141__96 from bgp_template_v6 {"]},
-    ),
-    "peers with every field": (
-        {
-            "bird.cfg": [
-                "protocol bgp Global_10_192_0_4_port_166 from bgp_template_v4 {",
-                "local as 64512 ;",
-                "neighbor 10.192.0.4 port 166 as 64533 ;",
-                "graceful restart time 120 ;",
-                'password "s3cr#t /*x*/" ;',
-                "next hop keep ;",
-                "protocol bgp Global_ac13__57_port_50 from bgp_template_v6 {",
-                "neighbor ac13::57 port 50 as 4200000000 ;",
-            ]
-        },
-        {"bird.cfg": ["protocol bgp Node_172_29_141_95 from bgp_template_v4 {"]},
-    ),
-    "prefix advertisements: node list replaces the global one": (
-        {
-            "bird.cfg": [
-                "function apply_communities_v4 ( ) {",
-                "if ( net ~ 192.168.0.0/16 ) then {",
-                "bgp_community.add ( ( 65000 , 100 ) ) ;",
-                "bgp_large_community.add ( ( 65000 , 1 , 2 ) ) ;",
-                "function apply_communities_v6 ( ) {",
-                "if ( net ~ fd00:10::/48 ) then {",
-                "bgp_community.add ( ( 7 , 7 ) ) ;",
-            ]
-        },
-        {"bird.cfg": ["if ( net ~ 10.0.0.0/8 ) then {"]},
-    ),
-    "pools: IPIP cross-subnet, off, VXLAN": (
-        {
-            "bird_ipam.cfg": [
-                "if defined ( bgp_next_hop ) && ! ( bgp_next_hop ~ 172.29.141.0/24 ) then {",
-                'ifname = "tunl0" ;',
-                "if ( net ~ 10.50.0.0/16 ) then {",
-                "reject ;",
-            ]
-        },
-        {"bird_ipam.cfg": ['krt_tunnel = "tunl0" ;']},
-    ),
-    "no network_v4: no per-pool kernel rules": ({}, {"bird_ipam.cfg": ['ifname = "tunl0" ;']}),
-    "blocks: states, /32 and /128": (
-        {
-            "bird_aggr.cfg": [
-                "route 192.168.221.64/26 blackhole ;",
-                "route 192.168.221.192/26 blackhole ;",
-                "if ( net = 10.2.0.1/32 ) then {",
-                "if ( net = fd00:10::9/128 ) then {",
-            ]
-        },
-        {
-            "bird_aggr.cfg": [
-                "route 10.2.0.1/32 blackhole ;",
-                "if ( net = 192.168.221.64/26 ) then {",
-                "if ( net = 192.168.221.192/26 ) then {",
-                "route fd00:10::9/128 blackhole ;",
-            ]
-        },
-    ),
-    "no blocks, no pools": (
-        {"bird_aggr.cfg": ["function calico_aggr_v4 ( ) {", "function calico_aggr_v6 ( ) {"]},
-        {
-            "bird_aggr.cfg": ["protocol static static_v4 {", "protocol static static_v6 {"],
-            "bird_ipam.cfg": ["if ( net ~ 192.168.0.0/16 ) then {", "if ( net ~ fd00:10::/48 ) then {"],
-        },
-    ),
-    "static routes and reject CIDRs": (
-        {
-            "bird_aggr.cfg": ["route 10.96.0.0/12 blackhole ;", "route fd00:96::/108 blackhole ;"],
-            "bird_ipam.cfg": [
-                "if ( net ~ 10.96.0.0/12 ) then {",
-                "if ( net ~ 10.100.0.0/16 ) then {",
-                "if ( net ~ fd00:96::/108 ) then {",
-                "if ( net ~ fd00:100::/64 ) then {",
-            ],
-        },
-        {},
-    ),
-    "IPv4-only node": (
-        {"bird.cfg": ["router id 172.29.141.95 ;", "template bgp bgp_template_v4 {"]},
-        {"bird.cfg": ["template bgp bgp_template_v6 {"]},
-    ),
-    "IPv6-only node with CALICO_ROUTER_ID": (
-        {"bird.cfg": ["protocol bgp Mesh_fd00_29_141__96 from bgp_template_v6 {"]},
-        {"bird.cfg": ["template bgp bgp_template_v4 {"]},
-    ),
-    "other nodes without IPv6": (
-        {"bird.cfg": ["protocol bgp Mesh_fd00_29_141__98 from bgp_template_v6 {"]},
-        {
-            "bird.cfg": [
-                "protocol bgp Mesh_fd00_29_141__96 from bgp_template_v6 {",
-                "protocol bgp Mesh_fd00_29_141__97 from bgp_template_v6 {",
-            ]
-        },
-    ),
-}
-
-
-def test_every_scenario_has_expectations() -> None:
-    assert list(EXPECTED) == list(SCENARIOS)
-
-
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_scenario(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    keys, env = SCENARIOS[name]
-    present, absent = EXPECTED[name]
-    for var, value in env.items():
-        monkeypatch.setenv(var, value)
-    files = render(keys)
-    for file, wanted in present.items():
-        got = statements(files[file])
-        for statement in wanted:
-            assert statement in got, f"{file}: {statement!r} missing"
-    for file, unwanted in absent.items():
-        got = statements(files[file])
-        for statement in unwanted:
-            assert statement not in got, f"{file}: {statement!r} should not be there"
-
-
-@pytest.mark.bird
-@requires_bird2
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_scenario_parses_on_bird2(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    keys, env = SCENARIOS[name]
-    for var, value in env.items():
-        monkeypatch.setenv(var, value)
-    check_with_bird2(render(keys), tmp_path)
-
-
 @pytest.mark.bird
 @requires_bird2
 def test_every_pool_kind_parses_on_bird2(tmp_path: Path) -> None:
-    check_with_bird2(render(with_keys(POOLS)), tmp_path)
-
-
-def test_each_resource_reads_only_its_keys() -> None:
-    """A bad IPv6 peer breaks bird.cfg, a bad IPv6 block bird_aggr.cfg; bird_ipam.cfg renders."""
-    keys = with_keys({f"{G}/peer_v6/fd00::1": "{", f"{B6}/bad": ""})
-    birdset = BirdSet(BIRD2.confdir, "node1")
-    for name, (resource, view) in birdset.views(keys).items():
-        if name in ("bird.cfg", "bird_aggr.cfg"):
-            with pytest.raises(RenderError, match="key /calico/"):
-                birdset.renderer.render(resource.src, view, "node1")
-        else:
-            birdset.renderer.render(resource.src, view, "node1")
+    assert_parses(render(with_keys(POOLS)), BIRD2, tmp_path)
 
 
 def test_empty_router_id_fails_the_render() -> None:
@@ -441,4 +249,4 @@ def test_pending_block_is_a_blackhole_but_not_aggregated() -> None:
 def test_2017_data_set_parses_on_bird2(node: str, tmp_path: Path) -> None:
     files = render(cluster_2017(), node)
     assert "template bgp bgp_template_v6 {" not in statements(files["bird.cfg"])  # ip_addr_v6 is empty
-    check_with_bird2(files, tmp_path)
+    assert_parses(files, BIRD2, tmp_path)

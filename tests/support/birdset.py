@@ -131,3 +131,9 @@ def check_set(files: Mapping[str, str], tset: TemplateSet, workdir: Path) -> lis
         if not ok:
             rejected.append(f"{daemon} -p rejected the {tset} set:\n{output}")
     return rejected
+
+
+def assert_parses(files: Mapping[str, str], tset: TemplateSet, workdir: Path) -> None:
+    """Every daemon of ``tset`` accepts its files (an AssertionError with BIRD's words if not)."""
+    rejected = check_set(files, tset, workdir)
+    assert not rejected, "\n".join(rejected)

@@ -67,6 +67,21 @@ def statements(text: str) -> list[str]:
     return out
 
 
+def unmet(
+    files: Mapping[str, str], present: Mapping[str, list[str]], absent: Mapping[str, list[str]]
+) -> list[str]:
+    """What rendered ``files`` lack of the statements in ``present`` and hold of those in
+    ``absent`` (both: file name -> statements); empty when the files are as expected."""
+    problems = []
+    for file, wanted in present.items():
+        got = statements(files[file])
+        problems += [f"{file}: {s!r} missing" for s in wanted if s not in got]
+    for file, unwanted in absent.items():
+        got = statements(files[file])
+        problems += [f"{file}: {s!r} should not be there" for s in unwanted if s in got]
+    return problems
+
+
 # name -> (keys, environment): every template set renders each of these; the tests of
 # each set say which statements its files must and must not contain.
 SCENARIOS: dict[str, tuple[dict[str, str], dict[str, str]]] = {

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 
 from tests.support.bird_daemon import bird2_binary, bird2_missing, bird_binary
 from tests.support.birdset import BIRD2, BIRD16, TemplateSet
+from tests.support.calico_data import G, H, pool
 
-G = "/calico/bgp/v1/global"
-H = "/calico/bgp/v1/host"
 AS_NUM = "64512"
 CONFIRMED = json.dumps({"state": "confirmed", "deleted": False})
 
@@ -96,16 +95,10 @@ def cluster_keys(families: tuple[int, ...]) -> dict[str, str]:
         f"{G}/loglevel": "info",
     }
     for family in families:
-        pool = {
-            "cidr": POOL[family],
-            "ipip": "",
-            "ipip_mode": "",
-            "vxlan_mode": "",
-            "masquerade": True,
-            "ipam": True,
-            "disabled": False,
-        }
-        keys[f"/calico/v1/ipam/v{family}/pool/{POOL[family].replace('/', '-')}"] = json.dumps(pool)
+        cidr = POOL[family]
+        keys[f"/calico/v1/ipam/v{family}/pool/{cidr.replace('/', '-')}"] = pool(
+            cidr, ipip="", ipip_mode="", vxlan_mode=""
+        )
     return keys
 
 
