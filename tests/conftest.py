@@ -17,6 +17,14 @@ MakeConfdir = Callable[..., Path]
 
 
 @pytest.fixture
+def calico_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The BIRD templates' environment: Calico's BIRD build (said, not detected: this
+    machine's BIRD is Debian's) and no CALICO_ROUTER_ID, unless a test sets them."""
+    monkeypatch.setenv("BIRD_FLAVOR", "calico")
+    monkeypatch.delenv("CALICO_ROUTER_ID", raising=False)
+
+
+@pytest.fixture
 def make_confdir(tmp_path: Path) -> MakeConfdir:
     """Write a confdir: ``resources`` maps a conf.d name to its [template] body (TOML,
     ``{out}`` replaced by the output directory), ``templates`` maps a name to its text."""

@@ -17,7 +17,7 @@ import pytest
 from confpy.cli import main
 from confpy.stores.file import FileStore
 from tests.support.bird_confdir import CONFIG, bird_confdir, reloads
-from tests.support.birdset import BirdSet, family_files
+from tests.support.birdset import BIRD16, BirdSet
 from tests.support.confpy_process import ConfpyProcess, read, wait_for
 from tests.support.etcd_server import EtcdServer
 from tests.test_bird_templates import statements
@@ -25,7 +25,7 @@ from tests.test_bird_templates import statements
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "calico"
 GOLDEN = ROOT / "tests" / "golden" / "node1"
-FILES = (*family_files(4), *family_files(6))
+FILES = BIRD16.files
 DETECTED = "reading etcd's v2 API"
 
 

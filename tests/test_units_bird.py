@@ -164,10 +164,12 @@ def reconfigurations(daemon: BirdDaemon) -> int:
 
 
 def protocol_states(daemon: BirdDaemon) -> list[list[str]]:
-    """``show protocols`` without its "since" column, which BIRD 1.6 computes from two
-    clocks: it moves by a second with no change of state."""
+    """``show protocols``: name, protocol, table and state of each. Not the "since"
+    column, which BIRD 1.6 computes from two clocks (it moves by a second with no
+    change of state), nor the info column, where a session with no peer to reach goes
+    from Active to Connect and back as it retries."""
     rows = [line.split() for line in birdc(daemon, "show protocols").splitlines()[1:] if line.strip()]
-    return [row[:4] + row[5:] for row in rows]
+    return [row[:4] for row in rows]
 
 
 def settled_reconfigurations(daemon: BirdDaemon) -> int:
