@@ -7,22 +7,25 @@ unit change, however many of its files changed.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 import logging
+import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confpy.commands import CommandResult, check_command, run_reload, run_shell
-from confpy.errors import RenderError
+from confpy.commands import CommandResult, check_command, run_shell
+from confpy.errors import RenderError, printable
 from confpy.keyview import KeyView
 from confpy.redact import Redactor
+from confpy.reload import reader_gid, run_reload
 from confpy.render import Renderer
-from confpy.resource import TemplateResource, Unit
+from confpy.resource import ReloadSpec, TemplateResource, Unit
 from confpy.writer import (
     Stage,
     Target,
@@ -99,11 +102,17 @@ class Cause:
     keys: tuple[str, ...] = ()
 
     @classmethod
-    def changed(cls, keys: Iterable[str], revision: int) -> Cause:
-        shown = sorted(keys)
-        more = f" (+{len(shown) - 5} more)" if len(shown) > 5 else ""
-        text = f"keys changed at revision {revision}: {', '.join(shown[:5])}{more}"
-        return cls(text, revision, tuple(shown[:100]))
+    def changed(cls, keys: Mapping[str, int], revision: int) -> Cause:
+        """``keys``: each changed key and the revision it changed at; ``revision``: the
+        one rendered (the latest). Each key is named with its own revision."""
+        ordered = sorted(keys, key=lambda k: (keys[k], k))
+        shown: dict[int, list[str]] = {}
+        for k in ordered[:5]:
+            shown.setdefault(keys[k], []).append(k)
+        parts = [f"at revision {rev}: {', '.join(ks)}" for rev, ks in shown.items()]
+        more = f" (+{len(ordered) - 5} more)" if len(ordered) > 5 else ""
+        text = "keys changed " + "; ".join(parts) + more
+        return cls(text, revision, tuple(ordered[:100]))
 
 
 class _Failed(Exception):
@@ -139,9 +148,6 @@ class Applier:
     keep_stage: bool = False
     redact: Redactor = field(default_factory=Redactor)
 
-    def run(self, unit: Unit, view_for: ViewFor, cause: Cause | None = None) -> UnitResult:
-        return self.complete(self.render(unit, view_for), cause)
-
     def render(self, unit: Unit, view_for: ViewFor) -> Rendered:
         """Render every file of the unit: CPU work on the key views, no I/O. The daemon
         does it on its event loop, where the views cannot change meanwhile."""
@@ -150,6 +156,9 @@ class Applier:
             rendered.texts = self._render(unit, view_for, rendered.steps)
         except _Failed as exc:
             rendered.failure = exc
+        except Exception as exc:  # a bug of ours: this unit's failure, never the daemon's
+            log.exception("unit %s: unexpected error while rendering", unit.name)
+            rendered.failure = _Failed(StepKind.RENDER, f"internal error: {exc!r}")
         return rendered
 
     def complete(self, rendered: Rendered, cause: Cause | None = None) -> UnitResult:
@@ -159,7 +168,7 @@ class Applier:
         try:
             if rendered.failure is not None:
                 raise rendered.failure
-            targets = _read_targets(rendered.texts)
+            targets = _read_targets(unit, rendered.texts)
             if self.mode is Mode.NOOP:
                 result = self._review(unit, targets, steps)
             else:
@@ -168,6 +177,9 @@ class Applier:
             error = self.redact(str(exc))
             log.error("unit %s: %s failed: %s", unit.name, exc.step.value, error, extra={"unit": unit.name})
             result = UnitResult(unit.name, Status.FAILED, failed_step=exc.step, error=error)
+        except Exception as exc:  # a bug of ours: this unit's failure, never the daemon's
+            log.exception("unit %s: unexpected error", unit.name, extra={"unit": unit.name})
+            result = UnitResult(unit.name, Status.FAILED, error=self.redact(f"internal error: {exc!r}"))
         result.steps = steps
         return result
 
@@ -181,7 +193,12 @@ class Applier:
             except RenderError as exc:
                 steps.append(Step(StepKind.RENDER, r.name, False, time.perf_counter() - start))
                 raise _Failed(StepKind.RENDER, str(exc)) from None
-            texts.append(Text(r, text.encode(), self.redact.holds_secret(text)))
+            try:
+                content = text.encode()
+            except UnicodeEncodeError:
+                steps.append(Step(StepKind.RENDER, r.name, False, time.perf_counter() - start))
+                raise _Failed(StepKind.RENDER, f"cannot render {r.src}: {_not_utf8(view)}") from None
+            texts.append(Text(r, content, self.redact.holds_secret(text)))
             seconds = time.perf_counter() - start
             steps.append(Step(StepKind.RENDER, r.name, True, seconds))
             log.debug("rendered %s from %d keys in %.1f ms", r.name, len(view), seconds * 1e3,
@@ -193,7 +210,7 @@ class Applier:
         for t in targets:
             if t.resource.check_cmd:
                 cmd = check_command(t.resource.check_cmd, str(stage.paths[t.dest]))
-                result = run_shell(cmd, t.resource.check_timeout)
+                result = _quoting_lines(run_shell(cmd, t.resource.check_timeout), stage)
                 steps.append(Step(StepKind.CHECK, t.resource.name, result.ok, result.seconds))
                 if result.ok and result.output.strip():  # a failure's output is in its error
                     log.debug("check of %s said: %s", t.resource.name, self.redact(result.output.strip()))
@@ -216,20 +233,26 @@ class Applier:
                 if log.isEnabledFor(logging.DEBUG):  # a diff of a big file costs tens of ms
                     log.debug("diff of %s:\n%s", t.dest, self.redact(_diff(t)), extra=extra)
         else:
-            log.info(
-                "unit %s: finishing an interrupted apply (%s)", unit.name, marker, extra={"unit": unit.name}
-            )
+            log.info("unit %s: files in place, reload still owed from an earlier apply (%s)", unit.name,
+                     marker.name, extra={"unit": unit.name})  # fmt: skip
         result = UnitResult(unit.name, Status.APPLIED, [t.dest for t in changed])
         if self.mode is not Mode.SYNC_ONLY:
             for spec in unit.reloads():
-                outcome = run_reload(spec)
-                steps.append(Step(StepKind.RELOAD, unit.name, outcome.ok, outcome.seconds))
-                if not outcome.ok:
-                    raise _Failed(StepKind.RELOAD, outcome.summary())
-                log.info("unit %s: reloaded: %s", unit.name, outcome.summary(),
-                         extra={"unit": unit.name, "ms": round(outcome.seconds * 1e3, 1)})  # fmt: skip
+                self._reload(unit, spec, steps)
         marker.unlink(missing_ok=True)
         return result
+
+    def _reload(self, unit: Unit, spec: ReloadSpec, steps: list[Step]) -> None:
+        outcome = run_reload(spec)
+        extra = {"unit": unit.name, "ms": round(outcome.seconds * 1e3, 1)}
+        if outcome.absent and not spec.required:
+            log.warning("unit %s: nothing to reload (%s): it reads the new files when it starts",
+                        unit.name, outcome.detail, extra=extra)  # fmt: skip
+            return
+        steps.append(Step(StepKind.RELOAD, unit.name, outcome.ok, outcome.seconds))
+        if not outcome.ok:
+            raise _Failed(StepKind.RELOAD, outcome.summary())
+        log.info("unit %s: reloaded: %s", unit.name, outcome.summary(), extra=extra)
 
     def _replace(
         self, unit: Unit, targets: list[Target], changed: list[Target], marker: Path, steps: list[Step]
@@ -257,6 +280,7 @@ class Applier:
                 steps.append(Step(StepKind.WRITE, t.resource.name, True, time.perf_counter() - start))
         finally:
             if self.keep_stage:
+                stage.keep()
                 log.info("unit %s: staged files kept in %s", unit.name, stage.dir)
             else:
                 stage.remove()
@@ -288,11 +312,63 @@ class Applier:
         return UnitResult(unit.name, Status.WOULD_CHANGE, [t.dest for t in changed], report=report)
 
 
-def _read_targets(texts: list[Text]) -> list[Target]:
+_FILE_LINE = re.compile(r"(/[^\s:]+):(\d+)")
+
+
+def _quoting_lines(result: CommandResult, stage: Stage) -> CommandResult:
+    """A failed check's output with the staged lines it points at (``file:line``)
+    quoted, so the error shows what the checker refused, not only where."""
+    if result.ok:
+        return result
+    staged = {str(p): p for p in stage.paths.values()}
+    quoted: dict[str, None] = {}
+    for path, line in _FILE_LINE.findall(result.output):
+        if path in staged and len(quoted) < 5:
+            lines = staged[path].read_text(errors="replace").splitlines()
+            if 0 < int(line) <= len(lines):
+                quoted.setdefault(f"  {staged[path].name}:{line}: {lines[int(line) - 1].strip()}", None)
+    if not quoted:
+        return result
+    output = result.output.rstrip("\n") + "\n" + "\n".join(quoted) + "\n"
+    return dataclasses.replace(result, output=output)
+
+
+def _read_targets(unit: Unit, texts: list[Text]) -> list[Target]:
+    gid = _secret_group(unit, texts)
     try:
-        return [read_target(t.resource, t.content, t.secret) for t in texts]
+        return [read_target(t.resource, t.content, t.secret, gid) for t in texts]
     except WriteError as exc:
         raise _Failed(StepKind.WRITE, str(exc)) from None
+
+
+def _secret_group(unit: Unit, texts: list[Text]) -> int | None:
+    """The group for files of ``unit`` that hold a secret and have no mode or group of
+    their own: the one the daemon that reads them runs as, else their directory's."""
+    if not any(t.secret and t.resource.mode is None and t.resource.gid is None for t in texts):
+        return None
+    for spec in unit.reloads():
+        gid = reader_gid(spec)
+        if gid is not None:
+            return gid
+    try:
+        return texts[0].resource.dest.parent.stat().st_gid
+    except OSError:
+        return None
+
+
+def _not_utf8(view: KeyView) -> str:
+    """The keys whose name or value holds bytes that are not UTF-8 (etcd hands them over
+    with surrogate escapes), shown escaped."""
+    bad = []
+    for key, value in view.items_under_full(view.prefix):
+        for what, text in (("key", key), ("value", value)):
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                raw = text.encode("utf-8", "surrogateescape")[:60]
+                bad.append(f"key {printable(key)}: {what} is not UTF-8: {raw!r}")
+                break
+    return "; ".join(bad) or "the output is not UTF-8"
 
 
 def _diff(t: Target) -> str:

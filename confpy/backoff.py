@@ -6,7 +6,6 @@ use it, each with its own first delay and cap.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from dataclasses import dataclass, field
 
@@ -39,4 +38,6 @@ class Backoff:
         self.attempts = 0
 
     async def sleep(self) -> None:
+        import asyncio  # the daemon's; the one-shot modes wait with time.sleep
+
         await asyncio.sleep(self.next())

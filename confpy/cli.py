@@ -8,7 +8,6 @@ boolean flags take no value or ``=true``/``=false``. Flags override the environm
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import logging
 import sys
@@ -20,7 +19,7 @@ from confpy.errors import EXIT_USAGE, ConfigError
 from confpy.settings import build_settings, parse_bool
 
 DESCRIPTION = """\
-Keep configuration files in step with a key-value store (etcd v3, data files or the
+Keep configuration files in step with a key-value store (etcd, data files or the
 environment). Each conf.d/*.toml resource names a Jinja2 template, a destination, the
 keys it reads, a check command and a reload command. confpy renders, checks the new
 file, replaces the old one atomically and reloads the daemon once per change.
@@ -51,8 +50,11 @@ exit status of -onetime / -noop / --stdout:
   3  store unreachable (or a data file unreadable)
   4  with --detailed-exitcode (-noop, --stdout): nothing failed, but a file would change
 
-store: -node URL (repeatable) selects etcd v3; -file PATH (repeatable, a YAML/JSON file
-or a directory of them) selects the file store; -backend env reads the environment.
+store: -node URL (repeatable) selects etcd: its v3 API, or its v2 API when only that one
+holds the keys (Calico 2.x); -backend etcdv2 / etcd decide without guessing; -backend
+calico reads Calico 3 resources from etcd as Calico's confd does. -file PATH (repeatable,
+a YAML/JSON file or a directory of them) selects the file store; -backend env reads the
+environment.
 
 examples:
   confpy --stdout -confdir . -file examples/calico/example-cluster.yaml -node-name node1   # in a checkout
@@ -86,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     flag("confdir", "directory holding conf.d/ and templates/ (default /etc/confd)", metavar="DIR")
     flag("config-file", "settings file, confd.toml keys (default /etc/confpy/confpy.toml if present)")
-    flag("backend", "store: etcd (= etcdv3), file or env (default: etcd if -node, else file)")
+    flag("backend", "store: etcd (= etcdv3), etcdv2, calico, file or env (default: etcd if -node, else file)")
     flag("node", "etcd endpoint http[s]://host:port or host:port; repeat for failover", action="append")
     flag("file", "data file or directory for the file store (YAML/JSON); repeatable", action="append")
     flag("scheme", "scheme for -node values without one: http or https (default http)")
@@ -197,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"confpy: {redactor(str(exc))}", file=sys.stderr)
             return EXIT_USAGE
         if engine.one_shot:
-            return asyncio.run(engine.run_once())
+            return engine.run_once()  # no event loop: one read, one apply
+        import asyncio
+
         from confpy.daemon import Daemon  # the watch machinery: only for the daemon
 
         return asyncio.run(Daemon(engine).run())

@@ -14,15 +14,16 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from confpy.apply import Cause, StepKind, UnitResult
+from confpy.apply import Applier, Cause, StepKind, UnitResult
 from confpy.backoff import Backoff
-from confpy.batch import PendingBatch
+from confpy.batch import Keys, PendingBatch
 from confpy.cache import Cache
+from confpy.commands import allow_commands
 from confpy.engine import Engine, Loaded
 from confpy.errors import EXIT_OK, ConfigError
 from confpy.health import Health
@@ -32,6 +33,7 @@ from confpy.resource import Unit
 from confpy.retries import RetryBook
 from confpy.settings import DEFAULT_POLL_INTERVAL, Settings
 from confpy.stores.base import Resync, Store, StoreError
+from confpy.workers import Workers, in_thread
 
 if TYPE_CHECKING:
     from confpy.status import Board
@@ -40,6 +42,8 @@ log = logging.getLogger("confpy")
 
 #: Retrying an unreachable store: 0.5 s doubling to 30 s.
 STORE_RETRY_FIRST, STORE_RETRY_CAP = 0.5, 30.0
+#: How long a stopping daemon waits for the applies in flight, their commands killed.
+STOP_GRACE = 1.5
 
 
 @dataclass
@@ -51,11 +55,15 @@ class Daemon:
     on_disk: dict[Path, tuple[int, int, int]] = field(default_factory=dict)  # for the reconcile
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     follower: asyncio.Task[None] | None = None
+    workers: Workers = field(init=False)
     next_reconcile: float = 0.0
     stopping: bool = False
     hup: bool = False
     board: Board | None = None
     notifier: Notifier = field(default_factory=Notifier)
+
+    def __post_init__(self) -> None:
+        self.workers = Workers(self.wake.set)
 
     @property
     def settings(self) -> Settings:
@@ -81,6 +89,7 @@ class Daemon:
             from confpy.status import Board, serve  # prometheus-client: only when asked for
 
             self.board = Board(self.store)
+            self.board.expect_units([u.name for u in self.engine.loaded.units])
             cleanups.append(serve(self.board, self.settings.metrics_addr))
         if self.settings.watch_config:
             from confpy.configwatch import watch_config  # watchdog: only when asked for
@@ -95,11 +104,12 @@ class Daemon:
         try:
             self.notifier.send("STATUS=reading the store")
             if await self._start():
-                self.notifier.send("READY=1", f"STATUS={self._summary()}")
                 await self._loop()
         finally:
             self.notifier.send("STOPPING=1")
             ticker.cancel()
+            await self.workers.stop(STOP_GRACE)
+            allow_commands()  # the process goes on (an embedding program, the tests)
             await self._stop_following()
             await self.store.close()
             for cleanup in cleanups:
@@ -110,7 +120,7 @@ class Daemon:
         return EXIT_OK
 
     def stop(self) -> None:
-        """SIGTERM, SIGINT: stop after the unit in flight."""
+        """SIGTERM, SIGINT: stop; running commands are killed, no file is left torn."""
         log.info("stopping")
         self.stopping = True
         self.wake.set()
@@ -127,18 +137,24 @@ class Daemon:
         return text + (f", failing: {', '.join(self.retries)}" if self.retries else ", all in sync")
 
     async def _start(self) -> bool:
-        """Full snapshot, every unit applied, then follow the store."""
+        """Full snapshot, every unit applied, then follow the store. Ready (systemd,
+        /readyz) once every unit's first apply has ended, whatever its result."""
         if not await self._initial_snapshot():
             return False
-        await self._apply({u.name: set() for u in self.engine.loaded.units}, "full snapshot")
+        self._apply({u.name: {} for u in self.engine.loaded.units}, "full snapshot")
+        self.follower = asyncio.create_task(self._follow())
+        while len(self.workers) and not self.stopping:  # a hung unit holds readiness, not the others
+            await self._sleep(3600.0)  # woken by each apply's end and by stop()
         # The snapshot, the compiled templates and the imported modules live as long as the
         # daemon: keep the cyclic garbage collector from walking them again and again (its
         # full passes were the p99 of a change at 10,000 keys).
         gc.collect()
         gc.freeze()
         gc.enable()  # off since start-up (cli.main)
-        self.follower = asyncio.create_task(self._follow())
-        return True
+        if self.board is not None:
+            self.board.ready = True
+        self.notifier.send("READY=1", f"STATUS={self._summary()}")
+        return not self.stopping
 
     async def _stop_following(self) -> None:
         if self.follower is not None:
@@ -161,6 +177,7 @@ class Daemon:
             if reported:
                 log.info("store reachable again")
             self.cache = Cache(snap)
+            self._observe_revision()
             self.engine.redactor.observe(snap.values)
             log.info(
                 "read %d keys at revision %d; %s", len(snap.values), snap.revision,
@@ -168,6 +185,10 @@ class Daemon:
             )  # fmt: skip
             return True
         return False
+
+    def _observe_revision(self) -> None:
+        if self.board is not None and self.cache is not None:
+            self.board.observe_revision(self.cache.revision)
 
     def _interval(self) -> float:
         return self.settings.interval or DEFAULT_POLL_INTERVAL
@@ -188,11 +209,13 @@ class Daemon:
                 if self.watching:
                     async for event in self.store.watch(self.engine.loaded.prefixes, self.cache.revision):
                         self._take(self.cache.apply(event))
+                        self._observe_revision()
                         backoff.reset()
                 else:
                     await asyncio.sleep(self._interval())
                     snap = await self.store.snapshot(self.engine.loaded.prefixes)
                     self._take(self.cache.apply(Resync(snap)))
+                    self._observe_revision()
                     self._reconcile()
                     continue
             except StoreError as exc:
@@ -206,23 +229,23 @@ class Daemon:
             return
         assert self.cache is not None
         self.engine.redactor.observe({k: self.cache.values.get(k) for k in changed})
-        now = time.monotonic()
+        now, revision = time.monotonic(), self.cache.revision
         for unit in self.engine.loaded.units:
-            hits = {k for k in changed if any(r.reads(k) for r in unit.resources)}
+            hits = {k: revision for k in changed if any(r.reads(k) for r in unit.resources)}
             if hits:
                 # A failed unit is retried now, with the change and the keys it still owes.
-                self.batch.add(unit.name, hits | self.retries.take_keys(unit.name), now)
+                self.batch.add(unit.name, {**self.retries.take_keys(unit.name), **hits}, now)
         if self.batch:
             self.wake.set()
 
     # --- the loop --------------------------------------------------------------------
 
     def _batch_due(self) -> float | None:
-        return self.batch.due(self.settings.wait_min, self.settings.wait_max)
+        return self.batch.due(self.settings.wait_min, self.settings.wait_max, busy=self.workers)
 
     def _due_in(self) -> float | None:
         """Seconds until the next thing to do (None: nothing scheduled)."""
-        times = [t for t in (self._batch_due(), self.retries.next_due()) if t is not None]
+        times = [t for t in (self._batch_due(), self.retries.next_due(busy=self.workers)) if t is not None]
         if self.watching and self.settings.interval:
             times.append(self.next_reconcile)
         return max(0.0, min(times) - time.monotonic()) if times else None
@@ -231,7 +254,8 @@ class Daemon:
         self.next_reconcile = time.monotonic() + (self.settings.interval or 0)
         while True:
             timeout = self._due_in()
-            if timeout is None or timeout > 0:
+            # A SIGHUP or SIGTERM may have come before the loop began (during start-up).
+            if not (self.hup or self.stopping) and (timeout is None or timeout > 0):
                 await self._sleep(3600.0 if timeout is None else timeout)
             if self.stopping:
                 break
@@ -241,34 +265,37 @@ class Daemon:
             now = time.monotonic()
             batch_due = self._batch_due()
             if batch_due is not None and now >= batch_due:
-                await self._apply(self.batch.take())
-            due = {name: set[str]() for name in self.retries.due(now)}
+                self._apply(self.batch.take(busy=self.workers))
+            due: dict[str, Keys] = {name: {} for name in self.retries.due(now, busy=self.workers)}
             if due:
-                await self._apply(due, "retry")
+                self._apply(due, "retry")
             if self.watching and self.settings.interval and now >= self.next_reconcile:
                 self.next_reconcile = now + self.settings.interval
                 self._reconcile()
 
-    async def _apply(self, batch: dict[str, set[str]], why: str = "") -> None:
-        """Apply the units in ``batch``; each unit's keys (if any) are named in its log lines."""
+    def _apply(self, batch: Mapping[str, Keys], why: str = "") -> None:
+        """Start applying each unit of ``batch`` (none is busy); each unit's keys (if any)
+        are named in its log lines."""
         assert self.cache is not None
-        cache = self.cache
         applier = self.engine.applier()
-        for unit in [u for u in self.engine.loaded.units if u.name in batch]:
-            keys = batch[unit.name]
-            revision = cache.revision
-            cause = Cause.changed(keys, revision) if keys else Cause(why, revision)
-            # Rendered here, on the loop: the follower cannot change the cache's views
-            # meanwhile. Checks, writes and reloads wait on processes and disks: a thread.
-            rendered = applier.render(unit, cache.view)
-            result = await asyncio.to_thread(applier.complete, rendered, cause)
-            if result.report:  # -noop -watch: what would change, as it would
-                print(result.report, flush=True)
-            self._record(unit, result, revision, keys)
-        if self.board is not None and not self.board.ready:
-            self.board.ready = True
+        for unit in self.engine.loaded.units:
+            if unit.name in batch:
+                self.workers.start(unit.name, self._apply_unit(applier, unit, batch[unit.name], why))
 
-    def _record(self, unit: Unit, result: UnitResult, revision: int, keys: set[str]) -> None:
+    async def _apply_unit(self, applier: Applier, unit: Unit, keys: Keys, why: str) -> None:
+        assert self.cache is not None
+        revision = self.cache.revision
+        cause = Cause.changed(keys, revision) if keys else Cause(why, revision)
+        # Rendered here, on the loop, before the first await: the follower cannot change
+        # the cache's views meanwhile. Checks, writes and reloads wait on processes and
+        # disks: a thread.
+        rendered = applier.render(unit, self.cache.view)
+        result = await in_thread(applier.complete, rendered, cause)
+        if result.report:  # -noop -watch: what would change, as it would
+            print(result.report, flush=True)
+        self._record(unit, result, revision, keys)
+
+    def _record(self, unit: Unit, result: UnitResult, revision: int, keys: Keys) -> None:
         next_retry: float | None = None
         if result.ok:
             self.retries.succeeded(unit.name)
@@ -303,7 +330,7 @@ class Daemon:
                 now_on_disk = _signature(r.dest)
                 if now_on_disk == _MISSING or now_on_disk != self.on_disk.get(r.dest):
                     log.warning("%s changed on disk; restoring", r.dest)
-                    self.batch.add(unit.name, set(), now)
+                    self.batch.add(unit.name, {}, now)
                     break
         if self.batch:
             self.wake.set()
@@ -317,6 +344,8 @@ class Daemon:
             return
         old = self.engine.loaded
         self.engine.settings, self.engine.loaded = settings, loaded
+        if self.board is not None:
+            self.board.expect_units([u.name for u in loaded.units])
         if self.cache is not None:
             self.cache.forget_views()
         logging.getLogger().setLevel(LEVELS.get(settings.log_level.lower(), "INFO"))
@@ -324,6 +353,7 @@ class Daemon:
         if loaded.prefixes != old.prefixes:
             log.info("config reload: watched prefixes changed; following them from a new snapshot")
             await self._stop_following()
+            await self.workers.wait()
             self.batch.take()
             self.retries.clear()
             await self._start()

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from confpy import calico
 from confpy.apply import Applier, Mode, Status, UnitResult
+from confpy.backoff import Backoff
 from confpy.cache import Cache
 from confpy.errors import EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_UNREACHABLE, ConfigError, RenderError
 from confpy.keys import collapse
@@ -24,10 +26,13 @@ from confpy.redact import Redactor
 from confpy.render import Renderer, TemplatePlugin
 from confpy.resource import TemplateResource, Unit, group_units, load_resources
 from confpy.settings import STORE_FIELDS, Settings, build_settings
-from confpy.stores import open_store
-from confpy.stores.base import Store, StoreError
+from confpy.stores import UseStore, open_reader, open_store
+from confpy.stores.base import Reader, Snapshot, Store, StoreError, StoreUnreachable
 
 log = logging.getLogger("confpy")
+
+#: Retrying a store that does not answer, within -connect-timeout.
+CONNECT_RETRY_FIRST, CONNECT_RETRY_CAP = 0.1, 2.0
 
 #: The globals every template may use beyond confd's functions.
 TEMPLATE_PLUGINS: tuple[TemplatePlugin, ...] = (calico.template_globals,)
@@ -76,10 +81,11 @@ def select_resources(resources: list[TemplateResource], names: Iterable[str]) ->
 class Engine:
     settings: Settings
     loaded: Loaded
-    store: Store
     redactor: Redactor
     #: The command-line flags the settings came from; SIGHUP builds them again from these.
     flags: Mapping[str, Any] = field(default_factory=dict)
+    #: The store, opened when first needed (a one-shot run may read without it).
+    opened: Store | None = None
 
     @classmethod
     def create(
@@ -92,10 +98,16 @@ class Engine:
         return cls(
             settings,
             Loaded.from_settings(settings),
-            store or open_store(settings),
             redactor or Redactor(settings.sensitive_keys),
             flags or {},
+            store,
         )
+
+    @property
+    def store(self) -> Store:
+        if self.opened is None:
+            self.opened = open_store(self.settings)
+        return self.opened
 
     def reread_settings(self) -> Settings:
         """Settings built again from flags, environment and config file (for SIGHUP).
@@ -126,19 +138,33 @@ class Engine:
         s = self.settings
         return s.stdout or s.onetime or (s.noop and not s.watch)
 
-    async def run_once(self) -> int:
-        return await (self.review() if self.settings.stdout else self.onetime())
+    def run_once(self) -> int:
+        return self.review() if self.settings.stdout else self.onetime()
 
-    async def read_once(self) -> Cache | None:
-        """One snapshot of every prefix, for a one-shot mode; None if the store is unreachable."""
-        try:
-            start = time.perf_counter()
-            snap = await self.store.snapshot(self.loaded.prefixes)
-        except StoreError as exc:
-            log.error("store unreachable: %s", exc)
-            return None
-        finally:
-            await self.store.close()
+    def read_once(self) -> Cache | None:
+        """One snapshot of every prefix, for a one-shot mode; None if the store is unreachable.
+
+        A store that does not answer (etcd not up yet while the node boots) is tried
+        again with backoff until ``-connect-timeout`` has passed.
+        """
+        start = time.perf_counter()
+        deadline = time.monotonic() + self.settings.connect_timeout
+        backoff = Backoff(CONNECT_RETRY_FIRST, CONNECT_RETRY_CAP)
+        while True:
+            try:
+                snap = self._read()
+                break
+            except StoreUnreachable as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.error("store unreachable for %g s: %s", self.settings.connect_timeout, exc)
+                    return None
+                if backoff.attempts == 0:
+                    log.warning("store unreachable, trying for %.0f s more: %s", left, exc)
+                time.sleep(min(backoff.next(), left))
+            except StoreError as exc:  # refused, or a data file that cannot be read
+                log.error("store unreachable: %s", exc)
+                return None
         log.debug(
             "read %d keys at revision %d in %.0f ms",
             len(snap.values), snap.revision, (time.perf_counter() - start) * 1e3,
@@ -146,20 +172,49 @@ class Engine:
         self.redactor.observe(snap.values)
         return Cache(snap)
 
-    async def onetime(self) -> int:
-        cache = await self.read_once()
+    def _read(self) -> Snapshot:
+        """A synchronous read where the store has one (files, the environment, etcd's
+        JSON gateway for a small read), else the store's own snapshot on an event loop."""
+        reader = self.opened if isinstance(self.opened, Reader) else None
+        if reader is None and self.opened is None:
+            reader = open_reader(self.settings)
+        if reader is not None:
+            try:
+                return reader.read(self.loaded.prefixes)
+            except UseStore as why:
+                log.debug("%s", why)
+        import asyncio  # gRPC's store needs an event loop; a one-shot read of files does not
+
+        return asyncio.run(self._snapshot())
+
+    async def _snapshot(self) -> Snapshot:
+        store, self.opened = self.store, None  # a new one per try: it belongs to this loop
+        try:
+            return await store.snapshot(self.loaded.prefixes)
+        finally:
+            await store.close()
+
+    def onetime(self) -> int:
+        cache = self.read_once()
         if cache is None:
             return EXIT_UNREACHABLE
         applier = self.applier()
-        results = [applier.run(u, cache.view) for u in self.loaded.units]
+        # Rendered one by one (CPU), then completed side by side: a unit never waits for
+        # another unit's check or reload.
+        rendered = [applier.render(u, cache.view) for u in self.loaded.units]
+        if len(rendered) == 1:
+            results = [applier.complete(rendered[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(rendered), 8)) as pool:
+                results = list(pool.map(applier.complete, rendered))
         for r in results:
             if r.report:
                 print(r.report, flush=True)
         return _summarise(results, applier.mode, self.settings.detailed_exitcode)
 
-    async def review(self) -> int:
+    def review(self) -> int:
         """--stdout: each selected resource rendered to standard output; no writes, no commands."""
-        cache = await self.read_once()
+        cache = self.read_once()
         if cache is None:
             return EXIT_UNREACHABLE
         status = EXIT_OK
@@ -193,7 +248,7 @@ def _disk_state(dest: Path, content: bytes) -> str:
         return f"unreadable on disk: {exc.strerror}"
 
 
-def _summarise(results: list[UnitResult], mode: Mode, detailed: bool = False) -> int:
+def _summarise(results: Sequence[UnitResult], mode: Mode, detailed: bool = False) -> int:
     counts: dict[Status, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 
 def printable(text: str) -> str:
-    """``text`` safe for one log line: control characters and stray bytes escaped."""
+    """``text`` safe for one log line: control characters (newlines included) and the
+    stray bytes of a value that is not UTF-8 escaped; every other character kept."""
     if text.isprintable():
         return text
-    return text.encode("unicode_escape").decode("ascii")
+    return "".join(c if c.isprintable() else _escaped(c) for c in text)
+
+
+def _escaped(c: str) -> str:
+    code = ord(c)
+    if c in "\n\t\r":
+        return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}[c]
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 # Exit status of -onetime, -noop and --stdout (the README's table).

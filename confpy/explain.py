@@ -8,7 +8,6 @@ there, set if it is not). A file whose text differs depends on the key now.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Sequence
 
@@ -72,7 +71,7 @@ def main(argv: Sequence[str]) -> int:
         for r in engine.loaded.resources:
             print(f"  {r.name} reads {', '.join(r.keys)}")
         return EXIT_FAILED
-    cache = asyncio.run(engine.read_once())
+    cache = engine.read_once()
     if cache is None:
         return EXIT_UNREACHABLE
     value = next((v for k, v in cache.items_under(key) if k == key), None)

@@ -1,4 +1,8 @@
-"""Is the daemon healthy? Connected to its store, or lost it for less than the retry budget."""
+"""Is the daemon healthy? Connected to its store, or lost it less than the retry budget ago.
+
+The budget counts from the moment the store was lost (or first tried and not reached),
+as the store itself records it, not from the first time someone asked.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,7 @@ class Health:
     def __init__(self, store: Store, budget: float = HEALTH_BUDGET) -> None:
         self.store = store
         self.budget = budget
-        self._down_since: float | None = None
 
     def healthy(self) -> bool:
-        if self.store.connected_to is not None:
-            self._down_since = None
-            return True
-        now = time.monotonic()
-        if self._down_since is None:
-            self._down_since = now
-        return now - self._down_since < self.budget
+        down_since = self.store.down_since
+        return down_since is None or time.monotonic() - down_since < self.budget

@@ -12,6 +12,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from confpy.errors import printable
+
 FIELDS = ("unit", "resource", "revision", "keys", "ms", "step", "endpoint")
 LEVELS = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "warn": "WARNING", "error": "ERROR",
           "panic": "CRITICAL", "fatal": "CRITICAL"}  # fmt: skip
@@ -30,7 +32,8 @@ class JsonFormatter(logging.Formatter):
                 out[name] = getattr(record, name)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
+        # A lone surrogate (a byte that was not UTF-8) becomes the JSON escape \udcff.
+        return json.dumps(out, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace").decode()
 
 
 class RedactingFilter(logging.Filter):
@@ -46,14 +49,28 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """One event, one line: newlines and other control characters (in a key, a value,
+    a command's output, a traceback) are escaped, so nothing can forge a second line."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s confpy %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
+def ours_or_loud(record: logging.LogRecord) -> bool:
+    """confpy's own records at every level; a library's (gRPC, asyncio, watchdog...) only
+    from WARNING up, so -log-level debug shows confpy's debug lines, not their chatter."""
+    name = record.name
+    return name == "confpy" or name.startswith("confpy.") or record.levelno >= logging.WARNING
+
+
 def setup_logging(level: str, fmt: str = "text", redact: Callable[[str], str] | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s confpy %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
-        )
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ours_or_loud)
     if redact is not None:
         handler.addFilter(RedactingFilter(redact))
     root = logging.getLogger()

@@ -31,37 +31,47 @@ _FIELDS = frozenset(
         "src", "dest", "keys", "prefix", "mode", "uid", "gid", "check_cmd", "reload_cmd",
         # confpy's
         "owner", "group", "unit", "check_timeout", "reload_timeout", "reload_signal",
-        "reload_process", "reload_pidfile", "reload_birdc", "reload_ok",
+        "reload_process", "reload_pidfile", "reload_birdc", "reload_ok", "reload_required",
     }
 )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class ReloadSpec:
-    """How to tell a daemon to re-read its files. At most one way is set.
+    """How to tell a daemon to re-read its files.
 
-    - ``command``: a shell command (confd's ``reload_cmd``);
+    - ``command``: a shell command (confd's ``reload_cmd``), alone;
       with ``ok_pattern``, success also needs a line of its output to match
       (``birdc configure`` exits 0 even when BIRD rejects the file).
-    - ``signal`` with ``process`` (exact process name) or ``pidfile``: no shell.
-      With both, the process of the pid file must also have that name.
-    - ``birdc``: the path of BIRD's control socket; sends ``configure`` and reads
-      BIRD's reply code.
+    - ``birdc``: BIRD's control socket (the first of these paths with a BIRD behind
+      it); sends ``configure`` and judges BIRD's reply code: a confirmed reload.
+    - ``signal`` with ``process`` (exact process name) or ``pidfile``: no shell, no
+      answer (an unconfirmed reload). With ``birdc`` too, used only when no BIRD
+      listens on any of the sockets.
+
+    A daemon that is not running (no process, no socket, a refused connection) has
+    nothing to reload: it reads the new files when it starts. That is success unless
+    ``required``.
     """
 
     command: str | None = None
     signal: str | None = None
     process: str | None = None
     pidfile: str | None = None
-    birdc: str | None = None
+    birdc: tuple[str, ...] = ()
     ok_pattern: str | None = None
     timeout: float = DEFAULT_RELOAD_TIMEOUT
+    required: bool = False
 
     def describe(self) -> str:
         if self.command:
             return self.command
-        if self.birdc:
-            return f"birdc configure via {self.birdc}"
+        ways = [f"birdc configure via {' or '.join(self.birdc)}"] if self.birdc else []
+        if self.signal:
+            ways.append(self.describe_signal())
+        return ", else ".join(ways)
+
+    def describe_signal(self) -> str:
         target = f"process {self.process!r}" if self.process else f"pid in {self.pidfile}"
         try:
             name = parse_signal(self.signal or "").name
@@ -243,16 +253,33 @@ class _ResourceParser:
                 raise self.error(name_field, f"no such {name_field} {name!r} on this host") from None
         return None
 
+    def strings(self, name: str) -> tuple[str, ...]:
+        """A string or a list of strings."""
+        value = self.t.get(name)
+        if value is None:
+            return ()
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+            raise self.error(name, f"must be a path or a list of paths, not {value!r}")
+        return tuple(items)
+
+    def boolean(self, name: str) -> bool:
+        value = self.t.get(name, False)
+        if not isinstance(value, bool):
+            raise self.error(name, f"must be true or false, not {value!r}")
+        return value
+
     def reload(self) -> ReloadSpec | None:
         command = self.string("reload_cmd")
         sig = self.string("reload_signal")
         process = self.string("reload_process")
         pidfile = self.string("reload_pidfile")
-        birdc = self.string("reload_birdc")
+        birdc = self.strings("reload_birdc")
         ok = self.string("reload_ok")
         timeout = self.seconds("reload_timeout", DEFAULT_RELOAD_TIMEOUT)
+        required = self.boolean("reload_required")
         ways = [n for n, v in (("reload_cmd", command), ("reload_signal", sig), ("reload_birdc", birdc)) if v]
-        if len(ways) > 1:
+        if command and len(ways) > 1:
             raise self.error(ways[1], f"give one way to reload, not {' and '.join(ways)}")
         if (process or pidfile) and not sig:
             raise self.error("reload_signal", "is required with reload_process/reload_pidfile")
@@ -271,8 +298,10 @@ class _ResourceParser:
             except re.error as exc:
                 raise self.error("reload_ok", f"bad regular expression: {exc}") from None
         if not ways:
+            if required:
+                raise self.error("reload_required", "there is no reload to require")
             return None
-        return ReloadSpec(command, sig, process, pidfile, birdc, ok, timeout)
+        return ReloadSpec(command, sig, process, pidfile, birdc, ok, timeout, required)
 
     def build(self, conf_d: Path, node_name: str, global_prefix: str) -> TemplateResource:
         src = self.string("src", required=True)

@@ -10,10 +10,11 @@ retries it at once, whatever its timer says.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 
 from confpy.backoff import Backoff
+from confpy.batch import Keys
 
 RETRY_FIRST, RETRY_CAP = 1.0, 60.0
 
@@ -22,7 +23,7 @@ RETRY_FIRST, RETRY_CAP = 1.0, 60.0
 class _Entry:
     attempts: int = 0
     due: float = math.inf  # a time.monotonic() value; inf: only a change retries it
-    keys: set[str] = field(default_factory=set)  # changes not yet applied, for the next log line
+    keys: Keys = field(default_factory=dict)  # changes not yet applied, for the next log line
 
 
 class RetryBook:
@@ -39,10 +40,10 @@ class RetryBook:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def failed(self, unit: str, keys: set[str], now: float, *, wait_for_change: bool) -> float | None:
+    def failed(self, unit: str, keys: Keys, now: float, *, wait_for_change: bool) -> float | None:
         """Record a failure; the seconds until its retry, or None when only a change retries it."""
         entry = self._entries.setdefault(unit, _Entry())
-        entry.keys |= keys
+        entry.keys.update(keys)
         entry.attempts += 1
         if wait_for_change:
             entry.due = math.inf
@@ -58,16 +59,17 @@ class RetryBook:
     def succeeded(self, unit: str) -> None:
         self._entries.pop(unit, None)
 
-    def take_keys(self, unit: str) -> set[str]:
+    def take_keys(self, unit: str) -> Keys:
         """A change came for ``unit``: it is retried with it now. The keys it still owes."""
         entry = self._entries.pop(unit, None)
-        return entry.keys if entry else set()
+        return entry.keys if entry else {}
 
-    def due(self, now: float) -> list[str]:
-        return [name for name, e in self._entries.items() if e.due <= now]
+    def due(self, now: float, busy: Container[str] = ()) -> list[str]:
+        """The units to retry now (not those ``busy`` with an apply already)."""
+        return [name for name, e in self._entries.items() if e.due <= now and name not in busy]
 
-    def next_due(self) -> float | None:
-        times = [e.due for e in self._entries.values() if e.due != math.inf]
+    def next_due(self, busy: Container[str] = ()) -> float | None:
+        times = [e.due for name, e in self._entries.items() if e.due != math.inf and name not in busy]
         return min(times) if times else None
 
     def clear(self) -> None:

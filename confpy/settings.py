@@ -21,7 +21,15 @@ from confpy.errors import ConfigError
 DEFAULT_CONFIG_FILE = "/etc/confpy/confpy.toml"
 DEFAULT_CONFDIR = "/etc/confd"
 DEFAULT_POLL_INTERVAL = 600.0  # confd's default when neither -watch nor -interval is given
-BACKENDS = {"file": "file", "etcd": "etcd", "etcdv3": "etcd", "env": "env"}
+BACKENDS = {
+    "file": "file",
+    "etcd": "etcd",
+    "etcdv3": "etcd",
+    "etcdv2": "etcdv2",
+    "calico": "calico",
+    "env": "env",
+}
+ETCD_KINDS = ("etcd", "etcdv2", "calico")  # the stores that talk to etcd (-node)
 
 
 @dataclass
@@ -206,7 +214,7 @@ def validate(s: Settings) -> None:
         raise ConfigError(f"-backend: unknown backend {s.backend!r} (choose from {', '.join(BACKENDS)})")
     if s.store_kind == "file" and not s.files:
         raise ConfigError("no store given: use -node URL for etcd or -file PATH for data files")
-    if s.store_kind == "etcd" and not s.nodes:
+    if s.store_kind in ETCD_KINDS and not s.nodes:
         s.nodes = ["http://127.0.0.1:2379"]
     if s.interval is not None and s.interval <= 0:
         raise ConfigError("-interval: must be more than 0")

@@ -37,10 +37,13 @@ class _StoreCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         connected = GaugeMetricFamily(
-            "confpy_store_connected", "1 while connected to the store, by endpoint", labels=["endpoint"]
+            "confpy_store_connected",
+            "1 for the store endpoint confpy is connected to now, 0 for each other one",
+            labels=["endpoint"],
         )
-        endpoint = self.board.store.connected_to
-        connected.add_metric([endpoint or ""], 1.0 if endpoint else 0.0)
+        now = self.board.store.connected_to
+        for endpoint in self.board.store.endpoints:
+            connected.add_metric([endpoint], 1.0 if endpoint == now else 0.0)
         yield connected
 
 
@@ -60,17 +63,26 @@ class Board:
             "confpy_step_seconds", "duration of each step", ["step"], registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )  # fmt: skip
-        self.revision = Gauge("confpy_store_revision", "store revision applied", registry=r)
+        self.revision = Gauge(
+            "confpy_store_revision", "the latest store revision confpy has read", registry=r
+        )
         self.failing = Gauge("confpy_resources_failing", "resources whose last apply failed", registry=r)
-        Gauge("confpy_seconds_since_sync", "seconds since the last successful sync", registry=r).set_function(
-            lambda: time.time() - self.last_sync if self.last_sync else -1.0
+        Gauge(
+            "confpy_seconds_since_sync",
+            "seconds the files have been out of step with the store; 0 while every unit applied cleanly",
+            registry=r,
+        ).set_function(
+            lambda: 0.0 if self.out_of_sync_since is None else time.monotonic() - self.out_of_sync_since
         )
         r.register(_StoreCollector(self))
         self.ready = False
         self.applied_revision = 0
-        self.last_sync = 0.0
+        self.store_revision = 0
+        #: Since when (monotonic) some unit has failed, or none has applied yet; None: in sync.
+        self.out_of_sync_since: float | None = time.monotonic()
         self._lock = threading.Lock()
         self._table: dict[str, dict[str, Any]] = {}
+        self._units: set[str] = set()
 
     def record(self, unit: Unit, result: UnitResult, revision: int, next_retry: float | None) -> None:
         for step in result.steps:
@@ -89,11 +101,24 @@ class Board:
                 entry["error"] = result.error or None
                 entry["failed_step"] = result.failed_step.value if result.failed_step else None
                 entry["next_retry"] = next_retry
-            self.failing.set(sum(1 for e in self._table.values() if e["result"] == "failed"))
+            failing = sum(1 for e in self._table.values() if e["result"] == "failed")
+            self.failing.set(failing)
+            if failing == 0 and self._units <= {e["unit"] for e in self._table.values()}:
+                self.out_of_sync_since = None
+            elif self.out_of_sync_since is None:
+                self.out_of_sync_since = time.monotonic()
         if result.ok:
-            self.last_sync = now
             self.applied_revision = revision
-            self.revision.set(revision)
+
+    def expect_units(self, names: list[str]) -> None:
+        """The units the daemon keeps: in sync once each has applied without failing."""
+        with self._lock:
+            self._units = set(names)
+
+    def observe_revision(self, revision: int) -> None:
+        """The store revision read (a snapshot, a watch batch), whatever the applies did."""
+        self.store_revision = revision
+        self.revision.set(revision)
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -102,6 +127,7 @@ class Board:
             "ready": self.ready,
             "healthy": self.healthy(),
             "store": self.store.connected_to,
+            "store_revision": self.store_revision,
             "revision": self.applied_revision,
             "resources": resources,
         }

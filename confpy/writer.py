@@ -18,6 +18,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,9 @@ from pathlib import Path
 from confpy.resource import TemplateResource
 
 NEW_FILE_MODE = 0o644
-SECRET_FILE_MODE = 0o600
+#: A file holding a secret: its owner (root) writes it, the group of the daemon that
+#: reads it may read it, nobody else.
+SECRET_FILE_MODE = 0o640
 STAGE_PREFIX = ".confpy-stage-"
 PENDING_PREFIX = ".confpy-pending-"
 
@@ -74,25 +77,29 @@ class Target:
         return self.content_changed or bool(self.meta_changes())
 
 
-def read_target(resource: TemplateResource, content: bytes, secret: bool = False) -> Target:
+def read_target(
+    resource: TemplateResource, content: bytes, secret: bool = False, secret_gid: int | None = None
+) -> Target:
     """Compare ``content`` with the destination: bytes, mode and owner.
 
     Without a ``mode`` in the resource a file keeps its mode (0644 when new), except
-    that a file holding a secret is 0600.
+    that a file holding a secret is 0640, in group ``secret_gid`` unless the resource
+    names a group.
     """
     dest = resource.dest
     default_mode = SECRET_FILE_MODE if secret else None
+    gid = secret_gid if secret and resource.gid is None else resource.gid
     try:
         st = os.stat(dest)
         current: bytes | None = dest.read_bytes() if stat.S_ISREG(st.st_mode) else b""
     except FileNotFoundError:
         mode = resource.mode or default_mode or NEW_FILE_MODE
-        return Target(resource, content, mode, resource.uid, resource.gid, None)
+        return Target(resource, content, mode, resource.uid, gid, None)
     except OSError as exc:
         raise WriteError(exc.errno, f"cannot read {dest}: {exc.strerror}") from None
     mode = resource.mode or default_mode or stat.S_IMODE(st.st_mode)
     return Target(
-        resource, content, mode, resource.uid, resource.gid,
+        resource, content, mode, resource.uid, gid,
         current, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
     )  # fmt: skip
 
@@ -101,28 +108,44 @@ def common_dir(paths: Iterable[Path]) -> Path:
     return Path(os.path.commonpath([str(p.parent) for p in paths]))
 
 
+#: Stage directories of this process in use or kept on purpose (-keep-stage-file):
+#: :func:`remove_stale_stages` leaves them; any other of ours is a leftover.
+_OURS: set[Path] = set()
+_OURS_LOCK = threading.Lock()
+
+
 class Stage:
     """A private directory holding a unit's new files at their relative places,
-    so a check of the main file finds its includes beside it."""
+    so a check of the main file finds its includes beside it.
+
+    A stage that cannot be written whole (a full disk) removes everything it made
+    before raising: a failed attempt never leaves a partial file to fill the disk.
+    """
 
     def __init__(self, targets: Sequence[Target], root: Path | None = None) -> None:
         self.base = common_dir(t.dest for t in targets)
         for t in targets:
             if not t.dest.parent.is_dir():
                 raise WriteError(errno.ENOENT, f"destination directory {t.dest.parent} does not exist")
-        try:
-            self.dir = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=root or self.base))
-        except OSError as exc:
-            where = root or self.base
-            raise WriteError(exc.errno, f"cannot stage in {where}: {exc.strerror}") from None
+        where = root or self.base
+        with _OURS_LOCK:
+            try:
+                self.dir = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=where))
+            except OSError as exc:
+                raise WriteError(exc.errno, f"cannot stage in {where}: {exc.strerror}") from None
+            _OURS.add(self.dir)
         self.paths: dict[Path, Path] = {}
-        for t in targets:
-            self.paths[t.dest] = self._write(t)
+        try:
+            for t in targets:
+                self.paths[t.dest] = self._write(t)
+        except BaseException:
+            self.remove()
+            raise
 
     def _write(self, t: Target) -> Path:
         path = self.dir / t.dest.relative_to(self.base)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_new_file(path, t.content, t.mode, t.uid, t.gid)
         except OSError as exc:
             raise WriteError(exc.errno, f"cannot stage {t.dest} at {path}: {exc.strerror}") from None
@@ -130,10 +153,18 @@ class Stage:
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+        with _OURS_LOCK:
+            _OURS.discard(self.dir)
+
+    def keep(self) -> None:
+        """Leave the stage on disk for a person to look at (-keep-stage-file)."""
+        with _OURS_LOCK:
+            _OURS.add(self.dir)
 
 
 def write_new_file(path: Path, content: bytes, mode: int, uid: int | None, gid: int | None) -> None:
-    """Create ``path`` exclusively (never through a planted link), write, set mode/owner, fsync."""
+    """Create ``path`` exclusively (never through a planted link), write, set mode/owner,
+    fsync. A file that could not be written whole is removed."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         _write_all(fd, content)
@@ -141,8 +172,11 @@ def write_new_file(path: Path, content: bytes, mode: int, uid: int | None, gid: 
             os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
         os.fchmod(fd, mode)
         os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
 
 
 def replace(staged: Path, target: Target) -> None:
@@ -221,17 +255,24 @@ def mark_pending(marker: Path, targets: Sequence[Target]) -> None:
 
 
 def remove_stale_stages(base: Path) -> None:
-    """Remove the stage directories left by a confpy process that is gone (killed mid-apply)."""
+    """Remove the stage directories left in ``base`` by a confpy process that is gone
+    (killed mid-apply), and this process's own that are neither in use nor kept."""
     try:
         entries = list(base.iterdir())
     except OSError:
         return
+    me = os.getpid()
     for entry in entries:
         if not entry.name.startswith(STAGE_PREFIX) or not entry.is_dir() or entry.is_symlink():
             continue
         pid_text = entry.name[len(STAGE_PREFIX) :].split("-", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
-            shutil.rmtree(entry, ignore_errors=True)
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        with _OURS_LOCK:
+            stale = entry not in _OURS if pid == me else not _alive(pid)
+            if stale:
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

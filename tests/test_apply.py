@@ -241,3 +241,29 @@ def test_keep_stage_file_keeps_the_staged_set_after_a_failed_check(
     assert run(confdir, data, "-keep-stage-file") == 1
     (stage,) = [p for p in out(confdir, "x").parent.iterdir() if p.name.startswith(".confpy-stage-")]
     assert (stage / "inc.cfg").read_text() == "inc BAD\n"
+
+
+def test_an_unexpected_error_in_one_unit_fails_that_unit_only(
+    make_confdir: MakeConfdir, data: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import confpy.apply
+
+    confdir = make_confdir(
+        {
+            "a": 'src = "app.j2"\ndest = "{out}/a.conf"\nprefix = "/app"\n',
+            "b": 'src = "app.j2"\ndest = "{out}/b.conf"\nprefix = "/app"\n',
+        },
+        {"app.j2": "{{ getv('/host') }}\n"},
+    )
+    real = confpy.apply.replace
+
+    def buggy(staged: Path, target: confpy.apply.Target) -> None:
+        if target.dest.name == "a.conf":
+            raise RuntimeError("a bug of ours")
+        real(staged, target)
+
+    monkeypatch.setattr(confpy.apply, "replace", buggy)
+    assert run(confdir, data) == 1, "a failed unit, not a traceback"
+    assert out(confdir, "b.conf").read_text() == "h1\n"
+    assert not out(confdir, "a.conf").exists()
+    assert "unit a: unexpected error" in caplog.text and "a bug of ours" in caplog.text

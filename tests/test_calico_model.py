@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
 from confpy import validate
-from confpy.calico.context import BirdContext, SettingError, build_context
+from confpy.calico.context import BirdContext, build_context
+from confpy.calico.flavor import SettingError
 from confpy.calico.model import FAMILIES, parse_advertisements, parse_block, parse_peer, parse_pool
 from confpy.errors import DataError
 from confpy.funcs import hash_to_ipv4
@@ -392,7 +396,7 @@ def test_kernel_rules_need_the_node_subnet() -> None:
 
 
 def test_flavor() -> None:
-    assert ctx({}).flavor == "calico"
+    assert ctx({}, BIRD_FLAVOR="calico").flavor == "calico"
     assert ctx({}, BIRD_FLAVOR="stock").declare_krt_tunnel
     assert not ctx({}, family=6, BIRD_FLAVOR="stock").declare_krt_tunnel
     with pytest.raises(SettingError, match="BIRD_FLAVOR"):
@@ -436,3 +440,33 @@ def test_own_node_name_is_validated() -> None:
 def test_unknown_family() -> None:
     with pytest.raises(ValueError, match="4 or 6"):
         build_context(KeyView("", {}), "node1", 5)
+
+
+def fake_bird(tmp_path: Path, script: str) -> str:
+    """A directory holding an executable ``bird`` that runs ``script``; for PATH."""
+    where = tmp_path / script.split()[0].strip("'")
+    where.mkdir()
+    (where / "bird").write_text(f"#!/bin/sh\n{script}\n")
+    (where / "bird").chmod(0o755)
+    return str(where)
+
+
+def test_without_bird_flavor_the_bird_on_path_is_asked_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    calico = fake_bird(tmp_path, "exit 0")
+    stock = fake_bird(tmp_path, "echo 'bird: x.conf:2:32 You may set only variables.' >&2; exit 1")
+    assert ctx({}, PATH=calico).flavor == "calico"
+    assert ctx({}, PATH=stock).flavor == "stock"
+    assert ctx({}, PATH=stock).declare_krt_tunnel
+    assert ctx({}, PATH=stock, BIRD_FLAVOR="calico").flavor == "calico", "BIRD_FLAVOR overrides"
+    assert caplog.text.count("BIRD flavour: stock") == 1, "asked once, logged once"
+    assert "has no krt_tunnel attribute" in caplog.text
+
+
+@pytest.mark.skipif(
+    shutil.which("bird", path="/usr/sbin:/usr/bin") is None, reason="Debian's bird not installed"
+)
+def test_debians_bird_is_stock() -> None:
+    assert ctx({}, PATH="/usr/sbin:/usr/bin").flavor == "stock"

@@ -3,8 +3,9 @@
 Random clusters: 1-60 nodes, 0-10 peers, 0-4 pools per family, random blocks, mesh on
 or off, route reflectors, optional keys left out, and now and then a value that is
 not valid (an address of the wrong kind, a password with a quote, ...). Each one is
-rendered for one of its nodes in the stock flavour and checked with ``bird -p`` and
-``bird6 -p``. A render may fail, but only with a RenderError naming a store key or an
+rendered for one of its nodes with each template set and checked by its BIRD: the
+BIRD 1.6 set (stock flavour) with ``bird -p`` and ``bird6 -p``, the BIRD 2 set with
+BIRD 2's ``bird -p``. A render may fail, but only with a RenderError naming a store key or an
 environment variable; a rendered set that BIRD rejects is a bug.
 """
 
@@ -14,7 +15,6 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,19 +26,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from confpy.errors import RenderError
-from tests.support.birdset import BirdSet, bird_check
+from tests.support.birdset import BirdSet, TemplateSet, check_set
+from tests.support.set_params import checked_sets
 
-ROOT = Path(__file__).resolve().parents[1]
 G = "/calico/bgp/v1/global"
 H = "/calico/bgp/v1/host"
 
-pytestmark = [
-    pytest.mark.bird,
-    pytest.mark.skipif(
-        not all(shutil.which(b, path="/usr/sbin:/usr/bin:/sbin:/bin") for b in ("bird", "bird6")),
-        reason="Debian's bird/bird6 are not installed",
-    ),
-]
+pytestmark = pytest.mark.bird
 
 
 # Small address spaces, so that nodes and peers collide now and then, plus any
@@ -203,11 +197,11 @@ NAMES_A_KEY = re.compile(r"key /calico/\S+: |environment variable \w+: ")
 CONFLICT = re.compile(r"is also the address of node|is also configured by|no router id")
 
 
-def render_and_check(keys: dict[str, str], node: str, router_id: str | None) -> str | None:
+def render_and_check(keys: dict[str, str], node: str, router_id: str | None, tset: TemplateSet) -> str | None:
     """None when the set renders and BIRD parses it; the render error otherwise."""
     with environment(BIRD_FLAVOR="stock", CALICO_ROUTER_ID=router_id):
         try:
-            files = BirdSet(ROOT, node).render(keys)
+            files = BirdSet(tset.confdir, node).render(keys)
         except RenderError as exc:
             assert NAMES_A_KEY.search(str(exc)), f"error names no key:\n{exc}"
             conflict = CONFLICT.search(str(exc))
@@ -215,25 +209,26 @@ def render_and_check(keys: dict[str, str], node: str, router_id: str | None) -> 
             return str(exc)
     event("rendered")
     with tempfile.TemporaryDirectory() as tmp:
-        for family in (4, 6):
-            ok, output = bird_check(files, family, Path(tmp) / str(family))
-            assert ok, (
-                f"BIRD rejects a rendered set ({node}):\n{output}\n--- keys:\n{json.dumps(keys, indent=1)}"
-            )
+        rejected = check_set(files, tset, Path(tmp))
+    assert not rejected, f"{node}: " + "\n".join(rejected) + f"\n--- keys:\n{json.dumps(keys, indent=1)}"
     return None
 
 
 @settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("tset", checked_sets())
 @given(cluster())
-def test_valid_cluster_renders_and_parses(example: tuple[dict[str, str], str, str | None]) -> None:
+def test_valid_cluster_renders_and_parses(
+    tset: TemplateSet, example: tuple[dict[str, str], str, str | None]
+) -> None:
     keys, node, router_id = example
-    error = render_and_check(keys, node, router_id)
+    error = render_and_check(keys, node, router_id, tset)
     assert error is None or CONFLICT.search(error), error
 
 
 @settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("tset", checked_sets())
 @given(st.data())
-def test_corrupted_cluster_parses_or_fails_cleanly(data: st.DataObject) -> None:
+def test_corrupted_cluster_parses_or_fails_cleanly(tset: TemplateSet, data: st.DataObject) -> None:
     example = data.draw(cluster())
     keys = data.draw(corrupted(example))
-    render_and_check(keys, example[1], example[2])
+    render_and_check(keys, example[1], example[2], tset)

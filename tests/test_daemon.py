@@ -2,9 +2,11 @@
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from confpy.daemon import Daemon
@@ -41,8 +43,8 @@ class Harness:
     async def settle(self, name: str = "settled") -> None:
         """Instead of sleeping: a later change the resource reads, written and reloaded.
         The daemon applies changes in order, so all before it are done by then."""
-        await self.store.put("/app/name", name)
-        await until(lambda: read(self.out).startswith(f"name={name}\n"))
+        revision = await self.store.put("/app/name", name)
+        await until(lambda: f"keys changed at revision {revision}: /app/name" in self.caplog.text)
         await until(lambda: self.reloads == self.writes)
 
 
@@ -152,3 +154,89 @@ async def test_a_failed_reload_is_retried_on_a_timer_until_it_succeeds(
     finally:
         daemon.stop()
         assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_a_full_disk_is_retried_and_written_once_it_fits_again(
+    make_confdir: MakeConfdir, small_tmpfs: Path
+) -> None:
+    confdir = make_confdir(
+        {"app": f'src = "app.j2"\ndest = "{small_tmpfs}/app.conf"\nprefix = "/app"\n'},
+        {"app.j2": "{{ getv('/blob') }}\n"},
+    )
+    filler = small_tmpfs / "filler"
+    filler.write_bytes(b"f" * 40_000)  # someone else's file fills the disk
+    settings = Settings(confdir=confdir, watch=True, node_name="n1", wait_min=0.0)
+    daemon = Daemon(Engine.create(settings, MemoryStore({"/app/blob": "b" * 30_000})))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await until(lambda: daemon.retries.attempts("app") >= 2, timeout=10)
+        assert not (small_tmpfs / "app.conf").exists()
+        assert [p.name for p in small_tmpfs.iterdir()] == ["filler"], "no stage left by any attempt"
+        filler.unlink()
+        await until(lambda: read(small_tmpfs / "app.conf") == "b" * 30_000 + "\n", timeout=10)
+        assert sorted(p.name for p in small_tmpfs.iterdir()) == ["app.conf"]
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_a_daemon_that_is_not_running_has_nothing_to_reload_and_nothing_is_retried(
+    make_confdir: MakeConfdir, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    absent = f"confpy-absent-{os.getpid()}"
+    confdir = make_confdir(
+        {
+            "app": f'src = "app.j2"\ndest = "{{out}}/app.conf"\nprefix = "/app"\nreload_signal = "HUP"\nreload_process = "{absent}"\n'
+        },
+        {"app.j2": "{{ getv('/name') }}\n"},
+    )
+    store = MemoryStore({"/app/name": "a"})
+    daemon = Daemon(Engine.create(Settings(confdir=confdir, watch=True, node_name="n1", wait_min=0.0), store))
+    task = asyncio.create_task(daemon.run())
+    out = tmp_path / "out" / "app.conf"
+    try:
+        await until(lambda: read(out) == "a\n")
+        await store.put("/app/name", "b")
+        await until(lambda: read(out) == "b\n")
+        await until(lambda: caplog.text.count("nothing to reload") == 2)
+        assert len(daemon.retries) == 0, "applied: nothing owed, nothing retried"
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+        assert not any(p.name.startswith(".confpy-pending") for p in out.parent.iterdir())
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_a_hung_reload_holds_back_only_its_own_unit(make_confdir: MakeConfdir, tmp_path: Path) -> None:
+    hung = tmp_path / "hung"
+    confdir = make_confdir(
+        {
+            "slow": f'src = "s.j2"\ndest = "{{out}}/slow.conf"\nprefix = "/app/slow"\nreload_cmd = "test -e {hung} && sleep 29.25 || true"\n',
+            "fast": 'src = "f.j2"\ndest = "{out}/fast.conf"\nprefix = "/app/fast"\nreload_cmd = "true"\n',
+        },
+        {"s.j2": "{{ getv('/v') }}\n", "f.j2": "{{ getv('/v') }}\n"},
+    )
+    store = MemoryStore({"/app/slow/v": "1", "/app/fast/v": "1"})
+    daemon = Daemon(Engine.create(Settings(confdir=confdir, watch=True, node_name="n1", wait_min=0.0), store))
+    task = asyncio.create_task(daemon.run())
+    out = tmp_path / "out"
+    try:
+        await until(lambda: read(out / "slow.conf") == "1\n" and read(out / "fast.conf") == "1\n")
+        await until(lambda: len(daemon.workers) == 0)  # the first reloads are done
+        hung.touch()
+        await store.put("/app/slow/v", "2")
+        await until(lambda: read(out / "slow.conf") == "2\n")  # written; its reload now hangs
+        for i in range(3, 6):
+            await store.put("/app/fast/v", str(i))
+            await until(lambda i=i: read(out / "fast.conf") == f"{i}\n", timeout=3)
+        assert "slow" in daemon.workers, "the slow unit's reload is still running"
+        start = asyncio.get_running_loop().time()
+        daemon.stop()
+        assert await asyncio.wait_for(task, 5) == 0
+        assert asyncio.get_running_loop().time() - start < 2, "stopped within 2 s"
+        sleepers = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "29.25"]]
+        assert sleepers == [], "the hung reload's process group is killed"
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 5)

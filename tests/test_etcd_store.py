@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from confpy.stores.base import Change, Changes, Resync, StoreUnreachable, WatchEvent
-from confpy.stores.etcd import EtcdRefused, EtcdStore, _covering_range
-from confpy.stores.etcd_connection import parse_endpoint
+from confpy.stores.base import Change, Changes, Resync, StoreUnreachable
+from confpy.stores.endpoints import parse_endpoint
+from confpy.stores.etcd import EtcdRefused, EtcdStore
 from tests.support.etcd_server import EtcdCluster, EtcdServer, free_ports
+from tests.support.watching import Recorder, off
 
 T = TypeVar("T")
 LOG = "confpy.etcd"
@@ -29,11 +30,6 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-async def off(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking etcdctl/process helper without stopping the event loop."""
-    return await asyncio.to_thread(fn, *args, **kwargs)
-
-
 @contextlib.asynccontextmanager
 async def opened(endpoints: Sequence[str], **kwargs: Any) -> AsyncIterator[EtcdStore]:
     store = EtcdStore(endpoints, **kwargs)
@@ -41,52 +37,6 @@ async def opened(endpoints: Sequence[str], **kwargs: Any) -> AsyncIterator[EtcdS
         yield store
     finally:
         await store.close()
-
-
-class Recorder:
-    """Consumes a watch in the background and keeps what it yields."""
-
-    def __init__(self, store: EtcdStore, prefixes: Sequence[str], after: int) -> None:
-        self.events: list[WatchEvent] = []
-        self.task = asyncio.create_task(self._consume(store.watch(prefixes, after)))
-
-    async def _consume(self, events: AsyncIterator[WatchEvent]) -> None:
-        async for ev in events:
-            self.events.append(ev)
-
-    def revisions(self) -> list[int]:
-        return [ev.revision for ev in self.events if isinstance(ev, Changes)]
-
-    def state(self, start: dict[str, str]) -> dict[str, str]:
-        out = dict(start)
-        for ev in self.events:
-            if isinstance(ev, Resync):
-                out = dict(ev.snapshot.values)
-                continue
-            for ch in ev.changes:
-                if ch.value is None:
-                    out.pop(ch.key, None)
-                else:
-                    out[ch.key] = ch.value
-        return out
-
-    async def wait(self, until: Callable[[], object], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not until():
-            if self.task.done():
-                self.task.result()
-                raise AssertionError(f"the watch ended; events: {self.events}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not within {timeout} s; events: {self.events}")
-            await asyncio.sleep(0.02)
-
-    async def wait_revision(self, revision: int, timeout: float = 10.0) -> None:
-        await self.wait(lambda: any(r >= revision for r in self.revisions()), timeout)
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
 
 
 def messages(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
@@ -137,15 +87,6 @@ def test_bad_tls_and_auth_settings_are_rejected(tmp_path: Any) -> None:
         EtcdStore(["h:1"], username="root")
     with pytest.raises(ValueError, match=r"cannot read the etcd CA certificate .*missing\.pem"):
         EtcdStore(["h:1"], ca_cert=str(tmp_path / "missing.pem"))
-
-
-def test_key_ranges() -> None:
-    # Each prefix's range is confpy.keys.byte_range (tests/test_keys.py).
-    assert _covering_range([b"/calico/bgp/v1/", b"/calico/v1/ipam/"]) == (
-        b"/calico/bgp/v1",
-        b"/calico/v1/ipam0",
-    )
-    assert _covering_range([b"/x", b""]) == (b"\0", b"\0")
 
 
 @pytest.mark.timeout(30)
@@ -300,7 +241,8 @@ def test_a_transaction_arrives_as_one_batch(etcd: EtcdServer, etcd_prefix: str) 
             r2 = await off(etcd.txn, many)
             await rec.wait_revision(r2)
             assert rec.events == [
-                Changes(r1, (Change(a + "1", "1"), Change(c + "1", "2"), Change(a + "old", None))),
+                # One batch at its revision, across both watched prefixes, in key order.
+                Changes(r1, (Change(a + "1", "1"), Change(a + "old", None), Change(c + "1", "2"))),
                 Changes(r2, tuple(Change(k, v) for k, v in many.items())),
             ]
             await rec.stop()

@@ -7,17 +7,19 @@ import json
 import signal
 import socket
 import stat
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from confpy.cli import main
 from tests.conftest import MakeConfdir
-from tests.support.confpy_process import App, read, wait_for
+from tests.support.confpy_process import App, ConfpyProcess, read, wait_for
 from tests.support.etcd_server import EtcdServer, free_ports
 
 SECRET = "hunter2-very-secret"
@@ -90,9 +92,13 @@ def test_metrics_health_readiness_status_and_json_logs(app: App, tmp_path: Path)
         )
         assert metric(base, "confpy_steps_total", step="reload", name="app") == 2
         assert metric(base, "confpy_store_revision") == server.revision()
+        assert metric(base, "confpy_seconds_since_sync") == 0, "in sync: 0, however long it stays quiet"
 
-        server.put(f"{app.key}/name", "bad")
+        bad = server.put(f"{app.key}/name", "bad")
         wait_for(lambda: metric(base, "confpy_resources_failing") == 1, 10, "the failure to show")
+        assert metric(base, "confpy_store_revision") == bad, "the revision read, whatever the apply did"
+        first = metric(base, "confpy_seconds_since_sync")
+        wait_for(lambda: metric(base, "confpy_seconds_since_sync") > first, 5, "the out-of-sync time to grow")
         status = json.loads(get(base + "/status")[1])
         entry = status["resources"]["app"]
         assert entry["result"] == "failed" and entry["failed_step"] == "render"
@@ -113,7 +119,7 @@ def test_metrics_health_readiness_status_and_json_logs(app: App, tmp_path: Path)
     assert SECRET not in proc.log
 
 
-def test_a_file_holding_a_secret_is_0600_and_noop_masks_it(
+def test_a_file_holding_a_secret_is_0640_in_its_readers_group_and_noop_masks_it(
     make_confdir: MakeConfdir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     confdir = make_confdir(
@@ -129,7 +135,9 @@ def test_a_file_holding_a_secret_is_0600_and_noop_masks_it(
     assert main(["-onetime", *args]) == 0
     dest = tmp_path / "out" / "peers.conf"
     assert SECRET in dest.read_text()
-    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    # No daemon to read it here: the directory's group reads it, nobody else.
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o640
+    assert dest.stat().st_gid == dest.parent.stat().st_gid
     assert main(["--stdout", *args]) == 0
     assert SECRET not in capsys.readouterr().out
     assert main(["--stdout", "--show-secrets", *args]) == 0
@@ -202,3 +210,28 @@ def test_noop_watch_reports_what_would_change_and_writes_nothing(app: App, etcd:
     proc.wait_log("+name=b")
     assert not app.out.exists()
     assert SECRET not in proc.log
+
+
+def test_sigterm_stops_within_2_s_and_kills_a_hung_reload(make_confdir: MakeConfdir, tmp_path: Path) -> None:
+    confdir = make_confdir(
+        {"app": 'src = "a.j2"\ndest = "{out}/a.conf"\nprefix = "/app"\nreload_cmd = "sleep 28.75"\n'},
+        {"a.j2": "{{ getv('/name') }}\n"},
+    )
+    data = tmp_path / "d.yaml"
+    data.write_text("app:\n  name: a\n")
+    args = ["-watch", f"-confdir={confdir}", f"-file={data}", "-config-file=/dev/null", "-node-name=n1"]
+    proc = ConfpyProcess(args, tmp_path / "confpy.log")
+    try:
+        wait_for(lambda: read(tmp_path / "out" / "a.conf") == "a\n", 15, "the first write")
+        wait_for(lambda: bool(sleepers()), 5, "the reload to hang")
+        start = time.monotonic()
+        assert proc.stop(timeout=5) == 0, proc.log
+        assert time.monotonic() - start < 2, proc.log
+        assert sleepers() == [], "the hung reload's process group is killed"
+        assert "killed 1 running command" in proc.log
+    finally:
+        proc.close()
+
+
+def sleepers() -> list[int]:
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "28.75"]]

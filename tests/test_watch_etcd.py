@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ import pytest
 
 from confpy.cli import main
 from tests.conftest import MakeConfdir
-from tests.support.confpy_process import App, read
+from tests.support.confpy_process import App, ConfpyProcess, read, wait_for
 from tests.support.etcd_server import EtcdCluster, EtcdServer, free_ports
 
 
@@ -52,9 +53,30 @@ def test_onetime_against_unreachable_etcd_exits_3_in_bounded_time_naming_the_end
         ]
     )
     assert status == 3
-    assert time.monotonic() - start < 10
+    assert 1 <= time.monotonic() - start < 10, "tried until -connect-timeout, not longer"
     assert f"127.0.0.1:{p1}" in caplog.text and f"127.0.0.1:{p2}" in caplog.text
     assert not app.out.exists()
+
+
+def test_onetime_waits_up_to_connect_timeout_for_an_etcd_that_starts_later(
+    app: App, etcd_factory: Callable[..., EtcdServer], tmp_path: Path
+) -> None:
+    """A node booting before etcd: -onetime keeps trying a refused endpoint until the
+    timeout instead of exiting 3 at once."""
+    server = etcd_factory()
+    seed(server, app)
+    server.kill()  # down while the node boots
+    argv = ["-onetime", f"-confdir={app.confdir}", f"-node={server.endpoint}", "-connect-timeout=20s"]
+    proc = ConfpyProcess([*argv, "-config-file=/dev/null"], tmp_path / "onetime.log")
+    try:
+        wait_for(lambda: "store unreachable, trying for" in proc.log, 10, "the first refused attempt")
+        time.sleep(2.0)  # etcd comes up 2 s later
+        assert proc.proc.poll() is None, f"gave up before -connect-timeout:\n{proc.log}"
+        server.restart()
+        assert proc.proc.wait(30) == 0, proc.log
+        assert read(app.out) == "name=a\np1=1\np2=2\n"
+    finally:
+        proc.close()
 
 
 def test_watch_follows_puts_and_deletes_and_stops_cleanly(app: App, etcd: EtcdServer) -> None:
@@ -200,3 +222,65 @@ def test_sighup_with_a_broken_template_keeps_the_old_set_running(app: App, etcd:
     proc.signal(signal.SIGHUP)
     app.wait_file("v2 still\n")
     assert proc.stop() == 0
+
+
+HOSTILE = {
+    "a": 'src = "a.j2"\ndest = "{out}/a.conf"\nprefix = "/KEY/a"\n',
+    "b": 'src = "b.j2"\ndest = "{out}/b.conf"\nprefix = "/KEY/b"\n',
+}
+
+
+def test_a_value_that_is_not_utf8_fails_only_the_resource_that_reads_it(
+    make_confdir: MakeConfdir, tmp_path: Path, etcd: EtcdServer, etcd_prefix: str
+) -> None:
+    key = etcd_prefix.rstrip("/")
+    confdir = make_confdir(
+        {n: body.replace("/KEY", key) for n, body in HOSTILE.items()},
+        {"a.j2": "{% for p in gets('/*') %}{{ p.value }}\n{% endfor %}", "b.j2": "{{ getv('/v') }}\n"},
+    )
+    etcd.put(f"{key}/a/x", "fine")
+    etcd.put(f"{key}/b/v", "1")
+    out = tmp_path / "out"
+    args = ["-confdir", str(confdir), "-node", etcd.endpoint, "-config-file=/dev/null", "-node-name=n1"]
+    watcher = ConfpyProcess(["-watch", "-wait-min=0", *args], tmp_path / "watch.log")
+    try:
+        wait_for(
+            lambda: read(out / "a.conf") == "fine\n" and read(out / "b.conf") == "1\n", 15, "first apply"
+        )
+        etcd.put(f"{key}/a/x", b"\xff\xfe bad")
+        watcher.wait_log(f"key {key}/a/x: value is not UTF-8: b'\\xff\\xfe bad'")
+        etcd.put(f"{key}/b/v", "2")
+        wait_for(lambda: read(out / "b.conf") == "2\n", 15, f"b.conf after the bad value:\n{watcher.log}")
+        assert read(out / "a.conf") == "fine\n", "the last good file stays"
+        assert watcher.proc.poll() is None and "Traceback" not in watcher.log
+        assert watcher.stop() == 0
+    finally:
+        watcher.close()
+    (out / "b.conf").unlink()
+    # Restarted with the value present: no crash loop, the rest is applied.
+    assert main(["-onetime", *args]) == 1
+    assert read(out / "b.conf") == "2\n"
+
+
+def test_an_etcd_whose_revision_went_backwards_is_noticed_and_read_again(
+    app: App, etcd_factory: Callable[..., EtcdServer]
+) -> None:
+    """etcd's data dir wiped (or restored from an older snapshot): the revision falls
+    below what confpy has seen. Watching "from revision 40" would never apply another
+    change; confpy warns, reads everything again and applies the difference."""
+    server = etcd_factory()
+    seed(server, app)
+    for i in range(30):
+        server.put(f"{app.key}/peers/p2", str(i))
+    proc = app.watch([server.endpoint], "-wait-min=0")
+    app.wait_file(app.expected(server))
+    seen = server.revision()
+    server.kill()
+    shutil.rmtree(server.data_dir)
+    server.start()
+    server.txn({f"{app.key}/name": "fresh", f"{app.key}/peers/p9": "9"})
+    assert server.revision() < seen
+    app.wait_file("name=fresh\np9=9\n", timeout=30)
+    proc.wait_log(f"below revision {seen} already seen")
+    server.put(f"{app.key}/name", "after")  # and it follows the new history
+    app.wait_file("name=after\np9=9\n")

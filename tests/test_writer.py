@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from confpy.resource import TemplateResource
 from confpy.writer import (
     STAGE_PREFIX,
     Stage,
+    WriteError,
     read_target,
     remove_stale_stages,
     replace,
@@ -37,7 +39,8 @@ def test_a_planted_symlink_in_the_stage_is_never_followed(tmp_path: Path) -> Non
 def test_modes_a_new_file_an_existing_file_a_secret_and_a_resource_mode(tmp_path: Path) -> None:
     dest = tmp_path / "app.conf"
     assert read_target(resource(dest), b"x").mode == 0o644
-    assert read_target(resource(dest), b"x", secret=True).mode == 0o600
+    secret = read_target(resource(dest), b"x", secret=True, secret_gid=105)
+    assert (secret.mode, secret.gid) == (0o640, 105), "the reading daemon's group may read it, nobody else"
     dest.write_text("old")
     dest.chmod(0o640)
     target = read_target(resource(dest), b"x")
@@ -78,3 +81,28 @@ def test_stale_stages_of_dead_processes_are_removed_live_ones_kept(tmp_path: Pat
     remove_stale_stages(tmp_path)
     assert not gone.exists()
     assert alive.exists()
+
+
+def _leftovers(where: Path) -> list[str]:
+    return sorted(p.name for p in where.iterdir() if p.name.startswith(".confpy"))
+
+
+def test_a_stage_that_does_not_fit_leaves_nothing_behind(small_tmpfs: Path) -> None:
+    target = read_target(resource(small_tmpfs / "big.conf"), b"x" * 100_000)
+    with pytest.raises(WriteError, match=r"cannot stage .*big\.conf.*No space left on device"):
+        Stage([target])
+    assert _leftovers(small_tmpfs) == []
+    assert shutil.disk_usage(small_tmpfs).used == 0, "the partial file is gone too"
+
+
+def test_stale_stages_of_this_process_are_removed_in_use_and_kept_ones_stay(tmp_path: Path) -> None:
+    leftover = tmp_path / f"{STAGE_PREFIX}{os.getpid()}-leftover"
+    leftover.mkdir()
+    in_use = Stage([read_target(resource(tmp_path / "a.conf"), b"a")])
+    kept = Stage([read_target(resource(tmp_path / "b.conf", name="b"), b"b")])
+    kept.keep()
+    remove_stale_stages(tmp_path)
+    assert not leftover.exists()
+    assert in_use.dir.exists() and kept.dir.exists()
+    in_use.remove()
+    kept.remove()

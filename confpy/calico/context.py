@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 
 from confpy import validate
+from confpy.calico.flavor import SettingError, flavor
 from confpy.calico.model import (
     DEFAULT_AS,
     FAMILIES,
@@ -36,16 +37,6 @@ from confpy.calico.sessions import Local, Neighbour, Session, mesh_sessions, pee
 from confpy.errors import DataError
 from confpy.funcs import hash_to_ipv4
 from confpy.keyview import KeyView, StoreValue
-
-FLAVORS = ("calico", "stock")
-
-
-class SettingError(DataError):
-    """A bad environment variable (CALICO_ROUTER_ID, BIRD_FLAVOR): handled like bad data."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"${name}", message)
-        self.args = (f"environment variable {name}: {message}",)
 
 
 class BirdContext:
@@ -236,11 +227,8 @@ class BirdContext:
 
     @cached_property
     def flavor(self) -> str:
-        """BIRD_FLAVOR: ``calico`` (default, Calico's BIRD build) or ``stock`` (Debian's BIRD)."""
-        flavor = self._environ.get("BIRD_FLAVOR", "") or "calico"
-        if flavor not in FLAVORS:
-            raise SettingError("BIRD_FLAVOR", f"{flavor!r} is not one of {', '.join(FLAVORS)}")
-        return flavor
+        """``calico`` (Calico's BIRD build) or ``stock`` (Debian's BIRD): flavor.py."""
+        return flavor(self._environ)
 
     @cached_property
     def declare_krt_tunnel(self) -> bool:

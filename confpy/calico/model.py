@@ -55,6 +55,16 @@ class Family:
     def host_prefix_len(self) -> int:
         return 32 if self.version == 4 else 128
 
+    @property
+    def channel(self) -> str:
+        """BIRD 2's channel of this family: ``ipv4`` or ``ipv6``."""
+        return f"ipv{self.version}"
+
+    @property
+    def tag(self) -> str:
+        """``_v4``/``_v6``: BIRD 2 keeps both families in one file, so its names carry it."""
+        return f"_v{self.version}"
+
     def address(self, key: str, value: object, field: str | None = None) -> str:
         """A canonical address of this family that BIRD accepts as a BGP neighbour or
         source: not unspecified, and (IPv6) not link-local, which BIRD refuses for the
@@ -229,6 +239,11 @@ class Pool:
             return "reject"
         return "cross-subnet" if self.ipip_mode == "cross-subnet" else "tunnel"
 
+    @property
+    def has_tunnel(self) -> bool:
+        """The pool names an IPIP device (``tunnel`` is not the empty literal)."""
+        return self.tunnel != '""'
+
 
 def parse_pool(value: StoreValue, family: Family) -> Pool:
     key = value.key
@@ -284,6 +299,8 @@ class Advertisement:
 def parse_advertisements(value: StoreValue, family: Family) -> list[Advertisement]:
     key = value.key
     entries = parse_json(value)
+    if entries is None:
+        return []  # Calico's confd writes null for a family without advertisements
     if not isinstance(entries, list):
         raise DataError(key, f"expected a JSON array, got {type(entries).__name__}")
     out = []

@@ -8,7 +8,6 @@ revision (:meth:`Store.snapshot`), and follow changes from a revision on
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -72,6 +71,17 @@ class Store(Protocol):
         """Where the store is connected now (an endpoint, the data files), None while it is not."""
         ...
 
+    @property
+    def endpoints(self) -> list[str]:
+        """Every place the store may be connected to (what ``connected_to`` names)."""
+        ...
+
+    @property
+    def down_since(self) -> float | None:
+        """When (``time.monotonic()``) the store was lost, or first tried and not
+        reached; None while it is connected."""
+        ...
+
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
         """All keys under ``prefixes``, read at one revision."""
         ...
@@ -88,11 +98,22 @@ class Store(Protocol):
         ...
 
 
+@runtime_checkable
+class Reader(Protocol):
+    """A store that can also read synchronously, without an event loop (one-shot modes)."""
+
+    def read(self, prefixes: Sequence[str]) -> Snapshot:
+        """All keys under ``prefixes``, read at one revision."""
+        ...
+
+
 async def poll_for_changes(
     read: Callable[[], Awaitable[Snapshot]], after: int, interval: float
 ) -> AsyncIterator[WatchEvent]:
     """``watch`` for stores that cannot push changes: read every ``interval`` seconds,
     and yield a :class:`Resync` whenever the revision moved past ``after``."""
+    import asyncio  # only the daemon polls; a one-shot read never loads asyncio
+
     seen = after
     while True:
         await asyncio.sleep(interval)

@@ -30,7 +30,18 @@ class EnvStore:
     def connected_to(self) -> str | None:
         return "environment"
 
+    @property
+    def endpoints(self) -> list[str]:
+        return ["environment"]
+
+    @property
+    def down_since(self) -> float | None:
+        return None
+
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
+        return self.read(prefixes)
+
+    def read(self, prefixes: Sequence[str]) -> Snapshot:
         # DATABASE_HOST is key /database/host, read for prefix /database (not /data).
         values = {key: v for n, v in self.environ.items() if covered_by_any(prefixes, key := key_of(n))}
         digest = hashlib.sha256(repr(sorted(values.items())).encode()).digest()

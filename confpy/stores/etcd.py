@@ -14,8 +14,6 @@ of installing a file with U+FFFD in it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -25,8 +23,9 @@ from aetcd import rpc
 
 from confpy.backoff import Backoff
 from confpy.keys import byte_range, collapse, covered_by_any
-from confpy.stores.base import Change, Changes, Resync, Snapshot, StoreError, StoreUnreachable, WatchEvent
+from confpy.stores.base import Resync, Snapshot, StoreError, StoreUnreachable, WatchEvent
 from confpy.stores.etcd_connection import Connection, Connector, EtcdRefused, Lost, reason, refused
+from confpy.stores.etcd_watch import Compacted, follow
 
 __all__ = ["EtcdRefused", "EtcdStore"]
 
@@ -38,18 +37,8 @@ _ENCODING_ERRORS = "surrogateescape"
 _REQUEST_TIMEOUT = 30.0
 _BACKOFF_FIRST = 0.25
 _BACKOFF_CAP = 4.0
-# Makes etcd end the watch when its member loses the leader (as etcd's own client
-# does): a member cut off from the quorum would otherwise look alive and stay silent.
-_REQUIRE_LEADER = (("hasleader", "true"),)
 # etcd reports a compacted revision on a pinned range read with this status code.
 _COMPACTED = grpc.StatusCode.OUT_OF_RANGE
-
-
-def _covering_range(prefixes: Sequence[bytes]) -> tuple[bytes, bytes]:
-    """One [key, range_end) that contains every prefix."""
-    ranges = [byte_range(p) for p in prefixes]
-    ends = [end for _, end in ranges]
-    return min(start for start, _ in ranges), b"\0" if b"\0" in ends else max(ends)
 
 
 def _decode(b: bytes) -> str:
@@ -77,6 +66,14 @@ class EtcdStore:
     @property
     def connected_to(self) -> str | None:
         return self._connector.connected_to
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [ep.url for ep in self._connector.endpoints]
+
+    @property
+    def down_since(self) -> float | None:
+        return self._connector.down_since
 
     # -- snapshot -------------------------------------------------------------------
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
@@ -127,13 +124,9 @@ class EtcdStore:
     async def watch(self, prefixes: Sequence[str], after: int) -> AsyncIterator[WatchEvent]:
         """Changes under ``prefixes`` from revision ``after + 1`` on, one batch per revision.
 
-        One watch on one gRPC stream, over a single key range that covers every prefix;
-        events outside the prefixes are dropped here. A single watcher is what makes
-        etcd deliver all the events of a revision in one response, in revision order
-        (several watchers on a stream are not ordered against each other, so a
-        transaction spanning two prefixes could not be reassembled without extra
-        round trips). The cost is the events of keys between the prefixes, which the
-        collapsed, usually neighbouring, prefixes keep small.
+        One watcher per collapsed prefix, all on one gRPC stream; a transaction that
+        spans several prefixes is put back together (etcd_watch.py). Keys between the
+        prefixes (other components' churn) are never sent.
 
         On a lost connection the watch resumes at the revision after the last complete
         one, on any endpoint, with backoff. A compacted start revision yields a
@@ -144,47 +137,50 @@ class EtcdStore:
         if not wanted:
             await self._connector.closed.wait()  # nothing to watch: nothing will ever change
             return
-        key, range_end = _covering_range([_encode(p) for p in wanted])
+        ranges = [byte_range(_encode(p)) for p in wanted]
         next_rev = after + 1
+        cluster: int | None = None  # the cluster id the watch has followed so far
         backoff = Backoff(_BACKOFF_FIRST, _BACKOFF_CAP)
         while not self._connector.closed.is_set():
             conn: Connection | None = None
             try:
                 conn = await self._connector.connect()
-                async with self._watch_call(conn, key, range_end, next_rev) as call:
+                status = await conn.maintenance.Status(
+                    rpc.StatusRequest(), metadata=conn.metadata, timeout=_REQUEST_TIMEOUT
+                )
+                now, cluster_id = int(status.header.revision), int(status.header.cluster_id)
+                if now < next_rev - 1 or cluster not in (None, cluster_id):
+                    # Data dir wiped or restored from a snapshot: a watch from next_rev
+                    # would wait for revisions that mean something else, or never come.
+                    log.warning(
+                        "etcd at %s is at revision %d, below revision %d already seen%s: "
+                        "its data was replaced; taking a new snapshot",
+                        conn.endpoint.url, now, next_rev - 1,
+                        "" if cluster in (None, cluster_id) else ", and its cluster id changed",
+                    )  # fmt: skip
+                    snapshot = await self.snapshot(prefixes)
+                    next_rev, cluster = snapshot.revision + 1, cluster_id
+                    yield Resync(snapshot)
+                    continue
+                cluster = cluster_id
+                log.debug(
+                    "watching %d prefixes from revision %d at %s", len(wanted), next_rev, conn.endpoint.url
+                )
+                async for batch, safe in follow(
+                    conn, ranges, wanted, next_rev, self._connector.connect_timeout
+                ):
                     backoff.reset()
-                    log.debug(
-                        "watching %d prefixes from revision %d at %s",
-                        len(wanted),
-                        next_rev,
-                        conn.endpoint.url,
-                    )
-                    while True:
-                        resp = await call.read()
-                        if resp is grpc.aio.EOF:
-                            raise Lost("etcd ended the watch stream")
-                        if resp.compact_revision:
-                            log.warning(
-                                "etcd compacted revision %d (history now starts at %d): "
-                                "taking a new snapshot",
-                                next_rev,
-                                resp.compact_revision,
-                            )
-                            snapshot = await self.snapshot(prefixes)
-                            next_rev = snapshot.revision + 1
-                            yield Resync(snapshot)
-                            break
-                        if resp.canceled:
-                            raise Lost(f"etcd cancelled the watch: {resp.cancel_reason}")
-                        for rev, events in itertools.groupby(resp.events, lambda ev: ev.kv.mod_revision):
-                            changes = tuple(
-                                Change(name, None if ev.type == rpc.Event.DELETE else _decode(ev.kv.value))
-                                for ev in events
-                                if covered_by_any(wanted, name := _decode(ev.kv.key))
-                            )
-                            next_rev = int(rev) + 1
-                            if changes:
-                                yield Changes(int(rev), changes)
+                    next_rev = safe + 1
+                    yield batch
+                raise Lost("the watch ended")
+            except Compacted as c:
+                log.warning(
+                    "etcd compacted revision %d (history now starts at %d): taking a new snapshot",
+                    next_rev, c.compact_revision,
+                )  # fmt: skip
+                snapshot = await self.snapshot(prefixes)
+                next_rev = snapshot.revision + 1
+                yield Resync(snapshot)
             except EtcdRefused:
                 raise
             except asyncio.CancelledError:
@@ -204,29 +200,6 @@ class EtcdStore:
                 else:
                     self._connector.mark_unreachable(e)
                 await backoff.sleep()
-
-    @contextlib.asynccontextmanager
-    async def _watch_call(
-        self, conn: Connection, key: bytes, range_end: bytes, start: int
-    ) -> AsyncIterator[Any]:
-        """A watch stream whose watcher etcd has accepted (within ``connect_timeout``)."""
-        call = conn.watch.Watch(metadata=conn.metadata + _REQUIRE_LEADER)
-        try:
-            await call.write(
-                rpc.WatchRequest(
-                    create_request=rpc.WatchCreateRequest(key=key, range_end=range_end, start_revision=start)
-                )
-            )
-            async with asyncio.timeout(self._connector.connect_timeout):
-                created = await call.read()
-            if created is grpc.aio.EOF or not created.created:
-                raise Lost("etcd did not create the watch")
-            if created.canceled:
-                reason = f"etcd at {conn.endpoint.url} refused the watch: {created.cancel_reason}"
-                raise (EtcdRefused if "permission denied" in created.cancel_reason else Lost)(reason)
-            yield call
-        finally:
-            call.cancel()
 
     async def close(self) -> None:
         await self._connector.close()

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import grpc
 from aetcd import rpc
 
 from confpy.stores.base import StoreError, StoreUnreachable
+from confpy.stores.endpoints import Endpoint, parse_endpoints, read_file
 
 log = logging.getLogger("confpy.etcd")
-
-_DEFAULT_PORT = 2379
 
 # etcd answers pings more frequent than its --grpc-keepalive-min-time (5 s by
 # default) with GOAWAY "too_many_pings", so ping a little above it. A frozen member
@@ -53,14 +51,6 @@ class Lost(Exception):
     """An endpoint or a watch is unusable for a reason that came without a gRPC error."""
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    index: int
-    url: str  # as configured, for messages
-    target: str  # host:port for gRPC
-    tls: bool
-
-
 @dataclass(eq=False, slots=True)
 class Connection:
     endpoint: Endpoint
@@ -69,20 +59,6 @@ class Connection:
     watch: Any
     maintenance: Any
     metadata: tuple[tuple[str, str], ...]
-
-
-def parse_endpoint(index: int, text: str, tls: bool) -> Endpoint:
-    parts = urlsplit(text if "://" in text else f"//{text}")
-    try:
-        port = parts.port or _DEFAULT_PORT
-    except ValueError as e:
-        raise ValueError(f"invalid etcd endpoint {text!r}: {e}") from None
-    if parts.scheme not in ("", "http", "https") or not parts.hostname:
-        raise ValueError(
-            f"invalid etcd endpoint {text!r}: expected http://host:port, https://host:port or host:port"
-        )
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return Endpoint(index, text, f"{host}:{port}", tls or parts.scheme == "https")
 
 
 def reason(e: BaseException) -> str:
@@ -101,15 +77,6 @@ def refused(e: BaseException) -> bool:
     )
 
 
-def _read_file(path: str | None, what: str) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise ValueError(f"cannot read the etcd {what} {path}: {e.strerror}") from None
-
-
 class Connector:
     """Hands out the current connection, or opens one on the next endpoint that answers."""
 
@@ -124,19 +91,10 @@ class Connector:
         password: str | None = None,
         connect_timeout: float = 5.0,
     ) -> None:
-        if isinstance(endpoints, str):
-            endpoints = [endpoints]  # a lone string would otherwise be taken letter by letter
-        if not endpoints:
-            raise ValueError("no etcd endpoint given")
-        if (client_cert is None) != (client_key is None):
-            raise ValueError("an etcd client certificate needs its key, and the key its certificate")
-        if (username is None) != (password is None):
-            raise ValueError("etcd authentication needs both a username and a password")
-        self._ca = _read_file(ca_cert, "CA certificate")
-        self._cert = _read_file(client_cert, "client certificate")
-        self._key = _read_file(client_key, "client key")
-        tls = ca_cert is not None or client_cert is not None
-        self.endpoints = [parse_endpoint(i, e, tls) for i, e in enumerate(endpoints)]
+        self.endpoints = parse_endpoints(endpoints, client_cert, client_key, ca_cert, username, password)
+        self._ca = read_file(ca_cert, "CA certificate")
+        self._cert = read_file(client_cert, "client certificate")
+        self._key = read_file(client_key, "client key")
         self._username = username
         self._password = password
         self.connect_timeout = connect_timeout
@@ -147,6 +105,8 @@ class Connector:
         # "new": never connected; logged transitions only, never each retry.
         self._state: Literal["new", "up", "down"] = "new"
         self._ever_up = False
+        #: When the store was lost (or, never connected, first asked for): for /healthz.
+        self.down_since: float | None = time.monotonic()
 
     @property
     def connected_to(self) -> str | None:
@@ -216,6 +176,7 @@ class Connector:
                 if self._state != "up":
                     log.info("%s etcd at %s", "reconnected to" if self._ever_up else "connected to", ep.url)
                     self._state, self._ever_up = "up", True
+                self.down_since = None
                 return conn
             raise StoreUnreachable(
                 f"no etcd endpoint answered within {self.connect_timeout:g} s; tried " + ", ".join(failures)
@@ -230,6 +191,7 @@ class Connector:
             if self._state == "up":
                 log.warning("lost connection to etcd at %s: %s", conn.endpoint.url, why)
                 self._state = "down"
+                self.down_since = time.monotonic()
         await conn.channel.close()
 
     def mark_unreachable(self, why: object) -> None:
@@ -237,6 +199,8 @@ class Connector:
         if self._state != "down":
             log.warning("etcd unreachable, retrying with backoff: %s", why)
             self._state = "down"
+        if self.down_since is None:
+            self.down_since = time.monotonic()
 
     async def close(self) -> None:
         self.closed.set()

@@ -8,14 +8,11 @@ strings (``true``, ``64512``); a string holding JSON stays that string.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from confpy.keys import covered_by_any
 from confpy.stores.base import Snapshot, StoreError, WatchEvent, poll_for_changes
@@ -59,6 +56,8 @@ def _parse(path: Path) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataFileError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    import yaml  # JSON data files need no YAML parser
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -86,6 +85,14 @@ class FileStore:
     def connected_to(self) -> str | None:
         return ", ".join(str(p) for p in self.paths)
 
+    @property
+    def endpoints(self) -> list[str]:
+        return [", ".join(str(p) for p in self.paths)]
+
+    @property
+    def down_since(self) -> float | None:
+        return None  # an unreadable file fails its read; there is no connection to lose
+
     def _files(self) -> list[Path]:
         files: list[Path] = []
         for p in self.paths:
@@ -110,12 +117,17 @@ class FileStore:
             self._values = values
             self._revision += 1
 
-    async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
-        await asyncio.to_thread(self._load)
+    def read(self, prefixes: Sequence[str]) -> Snapshot:
+        self._load()
         return Snapshot(
             self._revision,
             {k: v for k, v in self._values.items() if covered_by_any(prefixes, k)},
         )
+
+    async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
+        import asyncio  # the daemon's; a one-shot run reads without an event loop
+
+        return await asyncio.to_thread(self.read, prefixes)
 
     def watch(self, prefixes: Sequence[str], after: int) -> AsyncIterator[WatchEvent]:
         return poll_for_changes(lambda: self.snapshot(prefixes), after, self.poll_interval)

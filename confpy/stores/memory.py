@@ -24,7 +24,18 @@ class MemoryStore:
     def connected_to(self) -> str | None:
         return "memory"
 
+    @property
+    def endpoints(self) -> list[str]:
+        return ["memory"]
+
+    @property
+    def down_since(self) -> float | None:
+        return None
+
     async def snapshot(self, prefixes: Sequence[str]) -> Snapshot:
+        return self.read(prefixes)
+
+    def read(self, prefixes: Sequence[str]) -> Snapshot:
         picked = {k: v for k, v in self.values.items() if covered_by_any(prefixes, k)}
         return Snapshot(self.revision, picked)
 

@@ -6,10 +6,14 @@ network namespace. Every wait is bounded; :meth:`BirdDaemon.stop` always ends it
 
     with BirdDaemon.start("bird", tmp_path / "bird") as bird:
         bird.socket, bird.pidfile, bird.log_text()
+
+Also where the binaries are: :func:`bird_binary` (BIRD 1.6, ``ip``, ...) and
+:func:`bird2_binary` (BIRD 2, unpacked beside BIRD 1.6 by scripts/bird2-unpack).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -29,6 +33,40 @@ def bird_binary(name: str = "bird") -> str | None:
     """Path of ``bird``/``bird6``/``birdc`` (or another binary such as ``ip``) on
     ``$PATH`` or in :data:`SBIN_PATH`, or None if not installed."""
     return shutil.which(name) or shutil.which(name, path=SBIN_PATH)
+
+
+#: Where scripts/bird2-unpack puts Debian's BIRD 2 (it conflicts with BIRD 1.6's package);
+#: ``$BIRD_LAB_BIRD2`` names another ``bird`` binary of BIRD 2, as for shared/tools/bird-lab.
+BIRD2_DEFAULT = "/opt/bird2/usr/sbin/bird"
+
+
+def bird2_path() -> Path:
+    """Where BIRD 2's ``bird`` should be; its ``birdc`` is beside it."""
+    return Path(os.environ.get("BIRD_LAB_BIRD2") or BIRD2_DEFAULT)
+
+
+@functools.cache
+def bird2_missing() -> str | None:
+    """Why BIRD 2 cannot be run here (None: it can): the reason a BIRD 2 test skips with."""
+    binary = bird2_path()
+    if not binary.is_file():
+        return (
+            f"BIRD 2 is not at {binary} (scripts/bird2-unpack unpacks Debian's bird2 there; "
+            "$BIRD_LAB_BIRD2 names another)"
+        )
+    try:
+        proc = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except OSError as exc:
+        return f"BIRD 2 at {binary} cannot be run: {exc}"
+    version = (proc.stdout + proc.stderr).strip()
+    if not version.startswith("BIRD version 2."):
+        return f"{binary} is not a working BIRD 2: {version.splitlines()[:1]}"
+    return None
+
+
+def bird2_binary(name: str = "bird") -> str | None:
+    """Path of BIRD 2's ``bird`` or ``birdc``, or None when BIRD 2 cannot run here."""
+    return None if bird2_missing() else str(bird2_path().with_name(name))
 
 
 def bird_answers(ctl: Path) -> bool:
@@ -65,15 +103,28 @@ class BirdDaemon:
         return self.proc.pid
 
     @classmethod
-    def start(cls, kind: str, workdir: Path, body: str = MINIMAL_CONFIG, timeout: float = 10.0) -> BirdDaemon:
+    def start(
+        cls,
+        kind: str,
+        workdir: Path,
+        body: str = MINIMAL_CONFIG,
+        timeout: float = 10.0,
+        user: str | None = None,
+    ) -> BirdDaemon:
         """Start ``kind`` (``bird`` or ``bird6``) with ``body`` as config; wait until it
-        answers on its control socket and has written its pid file."""
+        answers on its control socket and has written its pid file. With ``user``, BIRD
+        drops to that user and its group after start-up (as Debian's service runs it:
+        ``-u bird -g bird``); ``workdir`` is then that user's, and every directory above
+        the files it reads must let it pass."""
         binary = bird_binary(kind)
         if binary is None:
             raise FileNotFoundError(f"{kind} is not installed")
         workdir.mkdir(parents=True, exist_ok=True)
         daemon = cls(kind, workdir)
         daemon.config.write_text(config_text(body, daemon.log))
+        as_user = ["-u", user, "-g", user] if user else []
+        if user:
+            shutil.chown(workdir, user, user)  # BIRD writes its pid file and log as that user
         with open(daemon.stderr, "wb") as err:
             daemon.proc = subprocess.Popen(
                 [
@@ -85,6 +136,7 @@ class BirdDaemon:
                     str(daemon.socket),
                     "-P",
                     str(daemon.pidfile),
+                    *as_user,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=err,

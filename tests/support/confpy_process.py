@@ -124,8 +124,10 @@ class App:
     def settle(self, server: EtcdServer | EtcdCluster, name: str = "settled") -> None:
         """Instead of sleeping: a later change the resource reads, written and reloaded.
         A watcher applies changes in revision order, so all before it are done by then."""
-        server.put(f"{self.key}/name", name)
+        revision = server.put(f"{self.key}/name", name)
         self.wait_file(self.expected(server))
+        logged = f"keys changed at revision {revision}: {self.key}/name"
+        wait_for(lambda: any(logged in p.log for p in self.procs), 15, f"{logged!r} in the log")
         wait_for(lambda: self.reloads == self.writes, 15, f"{self.writes} writes to be reloaded")
 
     def wait_file(self, text: str, timeout: float = 15.0) -> None:

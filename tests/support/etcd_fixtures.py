@@ -1,11 +1,15 @@
 """pytest fixtures for tests against a real etcd (helpers in ``tests/support/etcd_server.py``).
 
 - ``etcd``: one single-member etcd shared by the whole session (starting one costs
-  about half a second). Tests using it must keep to their own ``etcd_prefix`` and must
-  not stop, pause, compact it or turn auth on: those take ``etcd_factory``.
+  about half a second), serving the v2 API too. Tests using it must keep to their own
+  ``etcd_prefix`` and must not stop, pause, compact it or turn auth on: those take
+  ``etcd_factory``.
 - ``etcd_prefix``: a key prefix no other test uses, ending in ``/``.
-- ``etcd_factory``: ``etcd_factory(tls=False)`` starts a private member, stopped and
-  removed after the test.
+- ``etcd_calico``: a single-member etcd (v2 API on) for the tests of Calico's fixed key
+  paths (``/calico/...``), shared by the session and empty at the start of each test
+  (every v3 key and every v2 key under ``/calico`` is deleted first).
+- ``etcd_factory``: ``etcd_factory(tls=None, enable_v2=False)`` starts a private member,
+  stopped and removed after the test; ``enable_v2`` serves etcd's v2 API too.
 - ``etcd_tls``: a private member that requires TLS client certificates
   (``etcd_tls.tls`` holds the CA, server and client files).
 - ``etcd_cluster``: a private 3-member cluster.
@@ -27,7 +31,7 @@ import pytest
 from tests.support.etcd_server import ETCD, ETCDCTL, OPENSSL, EtcdCluster, EtcdServer, TLSFiles, make_certs
 
 _counter = itertools.count(1)
-_ETCD_FIXTURES = {"etcd", "etcd_factory", "etcd_tls", "etcd_cluster"}
+_ETCD_FIXTURES = {"etcd", "etcd_calico", "etcd_factory", "etcd_tls", "etcd_cluster"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -42,15 +46,31 @@ def _require_etcd() -> None:
         pytest.skip("etcd and etcdctl are not installed (Debian: apt-get install etcd-server etcd-client)")
 
 
-@pytest.fixture(scope="session")
-def etcd() -> Iterator[EtcdServer]:
+def _serve(**options: bool) -> Iterator[EtcdServer]:
     _require_etcd()
-    server = EtcdServer()
+    server = EtcdServer(**options)
     try:
         server.start()
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def etcd() -> Iterator[EtcdServer]:
+    yield from _serve(enable_v2=True)
+
+
+@pytest.fixture(scope="session")
+def _calico_server() -> Iterator[EtcdServer]:
+    yield from _serve(enable_v2=True)
+
+
+@pytest.fixture
+def etcd_calico(_calico_server: EtcdServer) -> EtcdServer:
+    _calico_server.delete("/", prefix=True)
+    _calico_server.v2("DELETE", "/calico", recursive="true")
+    return _calico_server
 
 
 @pytest.fixture
@@ -71,8 +91,8 @@ def etcd_factory(tmp_path: Path) -> Iterator[Callable[..., EtcdServer]]:
     _require_etcd()
     servers: list[EtcdServer] = []
 
-    def start(*, tls: TLSFiles | None = None) -> EtcdServer:
-        server = EtcdServer(tmp_path / f"etcd{len(servers)}", tls=tls)
+    def start(*, tls: TLSFiles | None = None, enable_v2: bool = False) -> EtcdServer:
+        server = EtcdServer(tmp_path / f"etcd{len(servers)}", tls=tls, enable_v2=enable_v2)
         servers.append(server)
         server.start()
         return server

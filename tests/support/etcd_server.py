@@ -19,11 +19,13 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from tests.support.etcd_v2 import V2Api
 
 ETCD = shutil.which("etcd")
 ETCDCTL = shutil.which("etcdctl")
@@ -139,7 +141,7 @@ def make_certs(directory: Path) -> TLSFiles:
     )
 
 
-class EtcdServer:
+class EtcdServer(V2Api):
     """One etcd member with its own data dir, on loopback ports.
 
     Alone it is a single-member cluster; :class:`EtcdCluster` passes ``initial_cluster``.
@@ -155,6 +157,7 @@ class EtcdServer:
         peer_port: int | None = None,
         initial_cluster: str | None = None,
         cluster_token: str = "confpy-test",
+        enable_v2: bool = False,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="etcdlab-")) if workdir is None else workdir
@@ -166,6 +169,8 @@ class EtcdServer:
         self.peer_port = peer_port or ports[1]
         self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
         self.cluster_token = cluster_token
+        #: Serve etcd's v2 API too (``--enable-v2=true``), as Calico 2.x's etcd did.
+        self.enable_v2 = enable_v2
         self.data_dir = self.workdir / f"{name}.data"
         self.log_path = self.workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -230,6 +235,8 @@ class EtcdServer:
             "--log-level",
             "warn",
         ]
+        if self.enable_v2:
+            args.append("--enable-v2=true")
         if self.tls:
             args += [
                 "--cert-file",
@@ -264,16 +271,24 @@ class EtcdServer:
             time.sleep(0.05)
         raise EtcdError(f"{self.name} not healthy within {timeout} s ({last}):\n{self.log_tail()}")
 
-    def _health(self) -> bool:
+    def _opener(self) -> urllib.request.OpenerDirector:
+        """HTTP(S) to this member with its client certificate; no proxy, whatever the
+        environment says: loopback only."""
         ctx = None
         if self.tls:
             ctx = ssl.create_default_context(cafile=str(self.tls.ca))
             ctx.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
-        # No proxy, whatever the environment says: loopback only.
-        opener = urllib.request.build_opener(
+        return urllib.request.build_opener(
             urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx)
         )
-        with opener.open(f"{self.endpoint}/health", timeout=1) as resp:
+
+    def _etcdctl_binary(self) -> str:
+        if ETCDCTL is None:
+            raise EtcdError("etcdctl is not installed")
+        return ETCDCTL
+
+    def _health(self) -> bool:
+        with self._opener().open(f"{self.endpoint}/health", timeout=1) as resp:
             return bool(json.load(resp).get("health") == "true")
 
     def _signal(self, sig: signal.Signals) -> None:
@@ -323,6 +338,16 @@ class EtcdServer:
         if client_port is not None:
             self.client_port = client_port
         self.start()
+
+    def while_away(self, change: Callable[[], object]) -> None:
+        """Run ``change`` (writes) while this member listens on a client port no client
+        knows, then come back on the old one: the changes happen behind their backs."""
+        port = self.client_port
+        self.restart(client_port=free_ports(1)[0])
+        try:
+            change()
+        finally:
+            self.restart(client_port=port)
 
     def close(self) -> None:
         """Stop and remove the data dir (etcd preallocates 64 MB of WAL); a workdir

@@ -5,13 +5,13 @@ Layout (lab prefix ``P`` = ``cpl<pid>``, unique per run)::
     root namespace   etcd on 127.0.0.1:<free port> (keys as in the spec's layout)
                      one ``confpy -watch`` per node (its own confdir copy and output dir)
     netns P-hub      bridge br0, one veth port per node
-    netns P-nodeN    eth0 = 10.99.0.N/24 (veth to the hub), lo; BIRD 1.6 (``bird -d``)
-                     reading the files that node's confpy writes
+    netns P-nodeN    eth0 = 10.99.0.N/24 [fd00:99::N/64] (veth to the hub), lo; BIRD
+                     (``bird -d``) reading the files that node's confpy writes
 
-Every node has one /26 block (node N: 192.168.(100+N).0/26) from the pool
-192.168.0.0/16 (no IPIP: this kernel has no ipip module), so once the mesh is up each
-kernel has the other nodes' blocks ``proto bird`` via their node address and its own
-block as a blackhole.
+The nodes run BIRD 1.6 (``conf.d/``, IPv4) or BIRD 2 (``bird2/``, IPv4 and IPv6): see
+``plan.py`` for both and for the address plan. Every node has one block per family, so
+once the mesh is up each kernel has the other nodes' blocks ``proto bird`` via their
+node address and its own blocks as blackholes.
 
 Each node's confpy reloads only its own BIRD, through that BIRD's control socket
 (``reload_birdc``), never by process name. Each BIRD runs in the foreground (``-d``),
@@ -26,7 +26,6 @@ inside the lab's namespaces; no host interface or route is touched.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -41,156 +40,37 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.bgp_lab import cleanup
-from tests.support.bird_daemon import SBIN_PATH, bird_answers, bird_binary
+from tests.support.bgp_lab.node import Node, tail
+from tests.support.bgp_lab.observe import IP, IP_PATH, LabError, LabState, run
+from tests.support.bgp_lab.plan import (
+    BIRD16_LAB,
+    LAB_NET,
+    LabBird,
+    cluster_keys,
+)
+from tests.support.bird_daemon import SBIN_PATH, bird_answers
 from tests.support.etcd_server import ETCD, ETCDCTL, EtcdServer
 
 ROOT = Path(__file__).resolve().parents[3]
-BIRD = bird_binary("bird")
-BIRDC = bird_binary("birdc")
-IP_PATH = bird_binary("ip")
-IP = IP_PATH or "ip"
-
-LAB_NET = "10.99.0.0/24"
-POOL = "192.168.0.0/16"
-AS_NUM = "64512"
-CMD_TIMEOUT = 15.0
-
-G = "/calico/bgp/v1/global"
-H = "/calico/bgp/v1/host"
-POOL_KEY = "/calico/v1/ipam/v4/pool/192.168.0.0-16"
 
 
-class LabError(RuntimeError):
-    """The lab could not be built, or a bounded wait ran out (with diagnostics)."""
-
-
-def missing_requirements() -> str | None:
-    """Why the lab cannot run here (None: it can)."""
+def missing_requirements(bird: LabBird = BIRD16_LAB) -> str | None:
+    """Why a lab of ``bird`` cannot run here (None: it can)."""
     if os.geteuid() != 0:
         return "needs root (ip netns)"
-    missing = [
-        n
-        for n, p in (("bird", BIRD), ("birdc", BIRDC), ("ip", IP_PATH), ("etcd", ETCD), ("etcdctl", ETCDCTL))
-        if not p
-    ]
+    missing = [n for n, p in (("ip", IP_PATH), ("etcd", ETCD), ("etcdctl", ETCDCTL)) if not p]
     if missing:
-        return f"missing binaries: {', '.join(missing)} (Debian: apt-get install bird iproute2 etcd-server etcd-client)"
-    return None
-
-
-def run(
-    args: list[str], check: bool = True, timeout: float = CMD_TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    try:
-        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise LabError(f"timed out after {timeout:g} s: {' '.join(args)}") from None
-    if check and r.returncode != 0:
-        raise LabError(f"failed (rc={r.returncode}): {' '.join(args)}\n{r.stdout}{r.stderr}")
-    return r
-
-
-def block_of(index: int, sub: int = 0) -> str:
-    """Node ``index``'s ``sub``-th /26: node 1 -> 192.168.101.0/26, 192.168.101.64/26, ..."""
-    return f"192.168.{100 + index}.{64 * sub}/26"
-
-
-def block_key(node: str, cidr: str) -> str:
-    return f"/calico/ipam/v2/host/{node}/ipv4/block/{cidr.replace('/', '-')}"
-
-
-def cluster_keys() -> dict[str, str]:
-    """Global settings and the pool, as Calico's backend writes them."""
-    pool = {
-        "cidr": POOL,
-        "ipip": "",
-        "ipip_mode": "",
-        "vxlan_mode": "",
-        "masquerade": True,
-        "ipam": True,
-        "disabled": False,
-    }
-    return {
-        f"{G}/as_num": AS_NUM,
-        f"{G}/node_mesh": json.dumps({"enabled": True}),
-        f"{G}/loglevel": "info",
-        POOL_KEY: json.dumps(pool),
-    }
+        return f"missing binaries: {', '.join(missing)} (Debian: apt-get install iproute2 etcd-server etcd-client)"
+    return bird.missing()
 
 
 @dataclass
-class Node:
-    name: str
-    index: int
-    dir: Path
-    ns: str
-    confpy: subprocess.Popen[bytes] | None = None
-    bird: subprocess.Popen[bytes] | None = None
-
-    @property
-    def addr(self) -> str:
-        return f"10.99.0.{self.index}"
-
-    @property
-    def block(self) -> str:
-        return block_of(self.index)
-
-    @property
-    def confdir(self) -> Path:
-        return self.dir / "confd"
-
-    @property
-    def out(self) -> Path:
-        """Where this node's confpy writes bird.cfg, bird_aggr.cfg, bird_ipam.cfg."""
-        return self.dir / "config"
-
-    @property
-    def bird_cfg(self) -> Path:
-        return self.out / "bird.cfg"
-
-    @property
-    def ctl(self) -> Path:
-        return self.dir / "bird.ctl"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.dir / "bird.pid"
-
-    @property
-    def bird_log(self) -> Path:
-        return self.dir / "bird.log"
-
-    @property
-    def confpy_log(self) -> Path:
-        return self.dir / "confpy.log"
-
-    def keys(self) -> dict[str, str]:
-        """This node's keys as Calico writes them (ip_addr_v6 and rr_cluster_id always, empty)."""
-        return {
-            f"{H}/{self.name}/ip_addr_v4": self.addr,
-            f"{H}/{self.name}/ip_addr_v6": "",
-            f"{H}/{self.name}/network_v4": LAB_NET,
-            f"{H}/{self.name}/rr_cluster_id": "",
-            block_key(self.name, self.block): json.dumps({"state": "confirmed", "deleted": False}),
-        }
-
-    def confpy_text(self) -> str:
-        return self.confpy_log.read_text(errors="replace") if self.confpy_log.exists() else ""
-
-    def bird_text(self) -> str:
-        return self.bird_log.read_text(errors="replace") if self.bird_log.exists() else ""
-
-
-def tail(text: str, lines: int = 15) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-@dataclass
-class Lab:
+class Lab(LabState):
     """A lab of ``size`` nodes; :meth:`up` builds it, :meth:`close` removes it all."""
 
     workdir: Path
     size: int = 3
+    bird: LabBird = BIRD16_LAB
     wait_min: str = "50ms"
     wait_max: str = "1s"
     log_level: str = "info"
@@ -205,11 +85,18 @@ class Lab:
         self.token = uuid.uuid4().hex
         self.state: cleanup.State | None = None
 
+    @property
+    def _bird_binary(self) -> str:
+        binary = self.bird.binary("bird")
+        if binary is None:
+            raise LabError(f"{self.bird}: {self.bird.missing()}")
+        return binary
+
     # ------------------------------------------------------------------ build / remove
     def up(self) -> None:
         """etcd with the keys, a confpy watcher per node (until bird.cfg exists),
         the namespaces, then BIRD per node; returns when every daemon answers."""
-        why = missing_requirements()
+        why = missing_requirements(self.bird)
         if why:
             raise LabError(why)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -220,7 +107,7 @@ class Lab:
         self.say(f"watchdog pid {wd_pid} (tears the lab down if this process dies)")
         try:
             self._start_etcd()
-            keys = cluster_keys()
+            keys = cluster_keys(self.bird.families)
             for i in range(1, self.size + 1):
                 keys.update(self._node(i).keys())
             self.etcd_txn(keys)
@@ -244,7 +131,7 @@ class Lab:
 
     def _node(self, index: int) -> Node:
         name = f"node{index}"
-        node = Node(name, index, self.workdir / name, self.prefix + name)
+        node = Node(name, index, self.workdir / name, self.prefix + name, self.bird.families)
         self.nodes[name] = node
         return node
 
@@ -272,22 +159,27 @@ class Lab:
         port = f"v{n.index}"
         run([IP, "-n", self.hub, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", n.ns])
         run([IP, "-n", self.hub, "link", "set", port, "master", "br0", "up"])
-        run([IP, "-n", n.ns, "addr", "add", f"{n.addr}/24", "dev", "eth0"])
+        for family in n.families:
+            cidr = f"{n.address(family)}/{LAB_NET[family].split('/')[1]}"
+            nodad = ["nodad"] if family == 6 else []  # BIRD can bind the address at once
+            run([IP, "-n", n.ns, "addr", "add", cidr, "dev", "eth0", *nodad])
         run([IP, "-n", n.ns, "link", "set", "eth0", "up"])
 
     def _write_confdir(self, n: Node) -> None:
-        """Copy conf.d/ and templates/; dests into n.out, reload through n's BIRD socket only."""
+        """Copy the set's conf.d/ and templates/; dests into n.out, reload through n's BIRD socket only."""
         if n.confdir.exists():
             shutil.rmtree(n.confdir)
-        shutil.copytree(ROOT / "templates", n.confdir / "templates")
+        shutil.copytree(self.bird.tset.confdir / "templates", n.confdir / "templates")
         (n.confdir / "conf.d").mkdir(parents=True)
         n.out.mkdir(parents=True, exist_ok=True)
-        for toml in sorted((ROOT / "conf.d").glob("*.toml")):
+        for toml in sorted((self.bird.tset.confdir / "conf.d").glob("*.toml")):
             family = "bird6" if toml.name.startswith("bird6") else "bird"
             ctl = n.dir / f"{family}.ctl"
             lines = []
             for line in toml.read_text().splitlines():
-                if re.match(r"\s*(reload_signal|reload_process|reload_pidfile|reload_cmd)\s*=", line):
+                if re.match(
+                    r"\s*(reload_signal|reload_process|reload_pidfile|reload_cmd|reload_birdc)\s*=", line
+                ):
                     continue
                 m = re.match(r'\s*dest\s*=\s*"([^"]+)"', line)
                 if m:
@@ -310,7 +202,8 @@ class Lab:
             k: v for k, v in os.environ.items() if not k.startswith("CONFPY_") and "proxy" not in k.lower()
         }
         env.update(
-            PATH=f"{os.path.dirname(sys.executable)}:{SBIN_PATH}",
+            # The check command runs `bird`: this lab's BIRD (BIRD 2 is not on the PATH).
+            PATH=f"{os.path.dirname(sys.executable)}:{os.path.dirname(self._bird_binary)}:{SBIN_PATH}",
             PYTHONPATH=str(ROOT),
             BIRD_FLAVOR="stock",
             NO_PROXY="127.0.0.1,localhost",
@@ -324,7 +217,7 @@ class Lab:
             "-confdir", str(n.confdir),
             "-node", self.etcd.endpoint,
             "-node-name", n.name,
-            "--resource", "bird",  # the IPv4 unit (bird.cfg + bird_aggr.cfg + bird_ipam.cfg)
+            *(a for r in self.bird.resources for a in ("--resource", r)),
             "-wait-min", self.wait_min,
             "-wait-max", self.wait_max,
             "-log-level", self.log_level,
@@ -353,10 +246,10 @@ class Lab:
         self.wait(ready, timeout, f"{n.name}: confpy wrote {n.bird_cfg}")
 
     def _start_bird(self, n: Node) -> None:
-        assert self.state is not None and BIRD is not None
+        assert self.state is not None
         for p in (n.ctl, n.pidfile):
             p.unlink(missing_ok=True)
-        check = run([BIRD, "-p", "-c", str(n.bird_cfg)], check=False)
+        check = run([self._bird_binary, "-p", "-c", str(n.bird_cfg)], check=False)
         if check.returncode != 0:
             raise LabError(f"{n.name}: bird -p rejects {n.bird_cfg}: {check.stderr}{check.stdout}")
         args = [
@@ -364,7 +257,7 @@ class Lab:
             "netns",
             "exec",
             n.ns,
-            BIRD,
+            self._bird_binary,
             "-d",
             "-c",
             str(n.bird_cfg),
@@ -487,106 +380,6 @@ class Lab:
         self.etcd.start()
         self._record_etcd()
 
-    # ------------------------------------------------------------------ BIRD and kernel state
-    def birdc(self, node: str, *args: str) -> str:
-        assert BIRDC is not None
-        r = run([BIRDC, "-s", str(self.nodes[node].ctl), *args], check=False, timeout=10)
-        return r.stdout + r.stderr
-
-    def protocols(self, node: str) -> dict[str, str]:
-        """BGP protocols of ``node``'s BIRD: name -> the state/info columns."""
-        out = {}
-        for line in self.birdc(node, "show", "protocols").splitlines():
-            f = line.split()
-            if len(f) >= 4 and f[1] == "BGP":
-                out[f[0]] = " ".join(f[3:])
-        return out
-
-    def protocol_since(self, node: str) -> dict[str, str]:
-        """BGP protocol name -> its "since" column (changes when a session restarts)."""
-        out = {}
-        for line in self.birdc(node, "show", "protocols").splitlines():
-            f = line.split()
-            if len(f) >= 5 and f[1] == "BGP":
-                out[f[0]] = f[4]
-        return out
-
-    def established(self, node: str) -> set[str]:
-        return {p for p, info in self.protocols(node).items() if "Established" in info}
-
-    def kernel_routes(self, node: str, proto_bird: bool = True) -> dict[str, str]:
-        """IPv4 routes in ``node``'s kernel (``proto bird`` by default): prefix -> route text."""
-        args = [IP, "-4", "-n", self.nodes[node].ns, "route", "show"] + (
-            ["proto", "bird"] if proto_bird else []
-        )
-        out = {}
-        for line in run(args, timeout=5).stdout.splitlines():
-            f = line.split()
-            if not f:
-                continue
-            prefix = f[1] if f[0] in ("blackhole", "unreachable", "prohibit") else f[0]
-            if prefix == "default":
-                prefix = "0.0.0.0/0"
-            if "/" not in prefix:
-                prefix += "/32"
-            out[prefix] = line.strip()
-        return out
-
-    def expected_routes(self, node: str, blocks: dict[str, list[str]] | None = None) -> dict[str, str]:
-        """What ``node``'s kernel should have from BIRD: other nodes' blocks via their
-        address, its own as blackholes. ``blocks``: node -> its CIDRs (default: one each)."""
-        blocks = blocks or {n: [self.nodes[n].block] for n in self.nodes}
-        want = {}
-        for owner, cidrs in blocks.items():
-            for cidr in cidrs:
-                if owner == node:
-                    want[cidr] = f"blackhole {cidr}"
-                else:
-                    want[cidr] = f"{cidr} via {self.nodes[owner].addr} dev eth0"
-        return want
-
-    def routes_match(self, node: str, want: dict[str, str], exact: bool = True) -> bool:
-        have = self.kernel_routes(node)
-        if exact and set(have) != set(want):
-            return False
-        return all(have.get(p, "").startswith(text) for p, text in want.items())
-
-    def mesh_up(self) -> bool:
-        """Every node has exactly one Established BGP session per other node (and nothing else)."""
-        for name in self.nodes:
-            want = {"Mesh_" + n.addr.replace(".", "_") for o, n in self.nodes.items() if o != name}
-            protos = self.protocols(name)
-            if set(protos) != want or self.established(name) != want:
-                return False
-        return True
-
-    def converged(self, blocks: dict[str, list[str]] | None = None) -> bool:
-        return self.mesh_up() and all(
-            self.routes_match(n, self.expected_routes(n, blocks)) for n in self.nodes
-        )
-
-    # ------------------------------------------------------------------ reload accounting
-    def bird_reloads(self, node: str) -> int:
-        """Reconfigurations BIRD itself logged (one "Reconfiguring" per accepted configure)."""
-        return len(re.findall(r"^bird: Reconfiguring", self.nodes[node].bird_text(), re.M))
-
-    def confpy_reloads(self, node: str) -> int:
-        """Reloads confpy logged as done ("unit bird: reloaded: ...")."""
-        return len(re.findall(r"unit bird: reloaded", self.nodes[node].confpy_text()))
-
-    def reload_counts(self) -> dict[str, tuple[int, int]]:
-        return {n: (self.bird_reloads(n), self.confpy_reloads(n)) for n in self.nodes}
-
-    def settled(self, node: str) -> bool:
-        """confpy owes no reload (no pending marker left by a reload that failed)."""
-        return not list(self.nodes[node].out.glob(".confpy-pending-*"))
-
-    def pids(self) -> dict[str, int | None]:
-        return {n.name: n.confpy.pid if n.confpy else None for n in self.nodes.values()}
-
-    def watchers_alive(self) -> bool:
-        return all(n.confpy is not None and n.confpy.poll() is None for n in self.nodes.values())
-
     # ------------------------------------------------------------------ waiting
     def wait(self, cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> float:
         """Poll ``cond`` until it is true, at most ``timeout`` s; seconds it took.
@@ -619,28 +412,6 @@ class Lab:
     def wait_quiet(self) -> None:
         """Let the quiet window and one apply pass (so a late reload would be seen)."""
         time.sleep(_seconds(self.wait_max) + 0.5)
-
-    # ------------------------------------------------------------------ diagnostics
-    def show(self, node: str) -> str:
-        n = self.nodes[node]
-        route = run([IP, "-4", "-n", n.ns, "route", "show"], check=False).stdout.rstrip()
-        return (
-            f"===== {node} (netns {n.ns}, {n.addr}, BIRD pid {n.bird.pid if n.bird else '-'}, "
-            f"confpy pid {n.confpy.pid if n.confpy else '-'})\n"
-            f"--- ip route\n{route}\n--- birdc show protocols\n{self.birdc(node, 'show', 'protocols').rstrip()}"
-        )
-
-    def report(self) -> str:
-        parts = []
-        for name, n in self.nodes.items():
-            try:
-                parts.append(self.show(name))
-            except LabError as exc:
-                parts.append(f"===== {name}: {exc}")
-            parts.append(
-                f"--- confpy log (tail)\n{tail(n.confpy_text())}\n--- BIRD log (tail)\n{tail(n.bird_text(), 8)}"
-            )
-        return "\n".join(parts)
 
 
 def _seconds(duration: str) -> float:

@@ -2,13 +2,16 @@
 
     sudo bash examples/lab                  # or: sudo .venv/bin/python -m tests.support.bgp_lab.demo
     sudo bash examples/lab --changes 20 --keep-logs
+    sudo bash examples/lab --bird 2         # BIRD 2 and the bird2/ set: IPv4 and IPv6
 
-1. builds the lab (etcd on loopback, one confpy watcher per node, BIRD per namespace)
+1. builds the lab (etcd on loopback, one confpy watcher per node, BIRD per namespace:
+   BIRD 1.6 with conf.d/, IPv4, or with ``--bird 2`` BIRD 2 with bird2/, IPv4 and IPv6)
    and waits for the full mesh;
 2. prints each node's ``ip route`` and ``birdc show protocols``;
 3. puts a new block for node1 in etcd and shows when it reaches each other node's
    kernel;
-4. measures ``--changes`` puts (a new /26 each, on node1, node2, node3 in turn):
+4. measures ``--changes`` puts (a new IPv4 /26 each, on node1, node2, node3 in turn,
+   the same on either BIRD):
    time from the put to the route in every other node's kernel (p50 / max), and the
    reloads each BIRD received per change (from BIRD's own log);
 5. tears everything down (also on ^C / SIGTERM; a watchdog covers SIGKILL).
@@ -26,9 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.bgp_lab.cluster import IP, G, Lab, LabError, block_key, block_of, missing_requirements, run
-
-CONFIRMED = '{"state":"confirmed","deleted":false}'
+from tests.support.bgp_lab.cluster import Lab, missing_requirements
+from tests.support.bgp_lab.observe import LabError
+from tests.support.bgp_lab.plan import BIRD2_LAB, BIRD16_LAB, CONFIRMED, G, block_key, block_of
 
 
 def put_and_time(
@@ -61,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait-min", default="50ms", help="confpy's -wait-min (default 50ms)")
     ap.add_argument("--workdir", help="lab directory (default: a new temporary one)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the lab directory (logs, rendered files)")
+    ap.add_argument("--bird", choices=("1.6", "2"), default="1.6", help="BIRD of the nodes (default 1.6)")
     args = ap.parse_args(argv)
-    why = missing_requirements()
+    bird = BIRD2_LAB if args.bird == "2" else BIRD16_LAB
+    why = missing_requirements(bird)
     if why:
         print(f"lab demo: {why}", file=sys.stderr)
         return 2
@@ -78,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     def say(msg: str) -> None:
         print(f"{time.monotonic() - t0:7.2f}s  {msg}", flush=True)
 
-    lab = Lab(workdir, 3, wait_min=args.wait_min, say=say)
+    lab = Lab(workdir, 3, bird=bird, wait_min=args.wait_min, say=say)
     status = 1
     try:
-        banner("bring up: etcd -> confpy x3 -> BIRD x3")
+        banner(f"bring up: etcd -> confpy x3 -> {bird} x3 (IPv{' and IPv'.join(map(str, bird.families))})")
         lab.up()
         say("every BIRD answers on its control socket")
         took = lab.wait_converged(30.0)
@@ -103,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         after = lab.reload_counts()
         for n in lab.nodes:
             print(f"  {n}: BIRD reloads for this change: {after[n][0] - before[n][0]}")
-        print("--- node2: ip route")
-        print(run([IP, "-4", "-n", lab.nodes["node2"].ns, "route", "show"]).stdout.rstrip())
+        print("--- node2: routes from BIRD")
+        print("\n".join(lab.kernel_routes("node2").values()))
         lab.delete(block_key("node1", cidr))
         lab.wait_converged(30.0)
         lab.wait_quiet()
@@ -152,32 +157,36 @@ def main(argv: list[str] | None = None) -> int:
             f"  {len(added)} blocks deleted in one transaction: withdrawn everywhere in {took * 1000:.0f} ms"
         )
 
-        banner("a cluster-wide change: a global peer (10.99.0.99, nobody there)")
-        peer_key = f"{G}/peer_v4/10.99.0.99"
+        # The peer must be an address of the lab: node3's own, on a port nothing listens
+        # on. node3 skips a peer at its own address; the others dial and are refused.
+        banner("a cluster-wide change: a global peer (node3's address, port 1790: nothing listens)")
+        peer_key = f"{G}/peer_v4/10.99.0.3-1790"
+        session = "Global_10_99_0_3_port_1790"
+        dialers = [n for n in lab.nodes if n != "node3"]
         for action in ("put", "delete"):
             want = action == "put"
             before = lab.reload_counts()
             start = time.monotonic()
             if want:
-                lab.put(peer_key, json.dumps({"ip": "10.99.0.99", "as_num": "64513"}))
+                lab.put(peer_key, json.dumps({"ip": "10.99.0.3", "as_num": "64513", "port": 1790}))
             else:
                 lab.delete(peer_key)
 
             def switched(want: bool = want) -> bool:
-                return all(("Global_10_99_0_99" in lab.protocols(n)) == want for n in lab.nodes)
+                return all((session in lab.protocols(n)) == want for n in dialers)
 
-            lab.wait(switched, 30.0, f"Global_10_99_0_99 {'in' if want else 'gone from'} every BIRD")
+            lab.wait(switched, 30.0, f"{session} {'in' if want else 'gone from'} every other BIRD")
             took = time.monotonic() - start
             lab.wait_quiet()
             after = lab.reload_counts()
             print(
-                f"  {action} {peer_key}: Global_10_99_0_99 {'in' if want else 'gone from'} every BIRD "
-                f"{took * 1000:.0f} ms after the {action}; BIRD reloads "
+                f"  {action} {peer_key}: {session} {'in' if want else 'gone from'} "
+                f"{', '.join(dialers)} {took * 1000:.0f} ms after the {action}; BIRD reloads "
                 + " ".join(f"{n}+{after[n][0] - before[n][0]}" for n in lab.nodes)
             )
             if want:
                 print(
-                    "--- node2: birdc show protocols (the new session is never Established: nobody at 10.99.0.99)"
+                    "--- node2: birdc show protocols (the new session is never Established: port 1790 is closed)"
                 )
                 print(lab.birdc("node2", "show", "protocols").rstrip())
         lab.wait_converged(30.0)

@@ -1,0 +1,168 @@
+"""A one-shot read of etcd v3 through its JSON gateway (``POST /v3/kv/range``), standard
+library only.
+
+``-onetime``, ``-noop`` and ``--stdout`` read once and exit: gRPC's stack (and asyncio,
+which it imports) cost more to load than a few hundred keys take to read. etcd serves
+the same API as JSON on its client port, but marshals it slowly: past
+:data:`GATEWAY_MAX_KEYS` keys its answer takes longer than loading gRPC, so the
+reader counts first and says :class:`UseStore` for a large read.
+
+Same contract as :meth:`EtcdStore.snapshot`: every prefix at one revision (the first
+answer's), failover across the endpoints, TLS client certificates, username/password.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from confpy.keys import byte_range, collapse, covered_by_any
+from confpy.stores.base import Snapshot, StoreError, StoreUnreachable
+from confpy.stores.endpoints import parse_endpoints, read_file
+
+#: Up to this many keys the JSON gateway answers sooner than gRPC can be loaded.
+GATEWAY_MAX_KEYS = 2000
+_REQUEST_TIMEOUT = 30.0
+_ENCODING_ERRORS = "surrogateescape"
+
+
+class UseStore(Exception):
+    """Read through the store itself: the read is large (gRPC reads it faster), or it
+    found nothing and the store may look elsewhere (etcd's v2 API)."""
+
+
+class GatewayRefused(StoreError):
+    """etcd refused the request itself (credentials, permission): no endpoint would help."""
+
+
+class _NotFound(Exception):
+    """No gateway under this API path."""
+
+
+class _Compacted(Exception):
+    """The revision pinned by the first answer was compacted before the last one."""
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _text(b64: str) -> str:
+    return base64.b64decode(b64).decode("utf-8", _ENCODING_ERRORS)
+
+
+class GatewayReader:
+    """Reads every key under some prefixes at one revision, once."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        ca_cert: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        connect_timeout: float = 5.0,
+        detecting: bool = False,
+    ) -> None:
+        self._detecting = detecting
+        self._endpoints = parse_endpoints(endpoints, client_cert, client_key, ca_cert, username, password)
+        read_file(ca_cert, "CA certificate")  # the same errors as the gRPC store's
+        read_file(client_cert, "client certificate")
+        read_file(client_key, "client key")
+        self._cert, self._key, self._ca = client_cert, client_key, ca_cert
+        self._auth = None if username is None else {"name": username, "password": password or ""}
+        self._timeout = connect_timeout
+
+    @property
+    def connected_to(self) -> str | None:
+        return None  # never left open
+
+    def _connection(self, host: str, port: int, tls: bool) -> http.client.HTTPConnection:
+        if not tls:
+            return http.client.HTTPConnection(host, port, timeout=self._timeout)
+        import ssl  # only for https endpoints
+
+        context = ssl.create_default_context(cafile=self._ca)
+        if self._cert:
+            context.load_cert_chain(self._cert, self._key)
+        return http.client.HTTPSConnection(host, port, timeout=self._timeout, context=context)
+
+    def _post(
+        self, conn: http.client.HTTPConnection, path: str, body: dict[str, Any], token: str | None
+    ) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = token
+        conn.request("POST", path, json.dumps(body), headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status == 404:
+            raise _NotFound
+        answer = json.loads(data or b"{}")
+        if resp.status != 200:
+            message = answer.get("message") or answer.get("error") or data[:200].decode(errors="replace")
+            if "compacted" in message:
+                raise _Compacted
+            if resp.status in (400, 401, 403):
+                raise GatewayRefused(f"etcd refused {path}: {message}")
+            raise StoreError(f"etcd answered {resp.status} to {path}: {message}")
+        return answer
+
+    def read(self, prefixes: Sequence[str]) -> Snapshot:
+        """Every key under ``prefixes`` at one revision. Raises :class:`UseStore` for a
+        large read, :class:`StoreUnreachable` when no endpoint answers."""
+        wanted = collapse(prefixes)
+        failures = []
+        for ep in self._endpoints:
+            url = ep.url
+            host, _, port = ep.target.rpartition(":")
+            conn = self._connection(host.strip("[]"), int(port), ep.tls)
+            try:
+                for api in ("/v3", "/v3beta"):  # etcd 3.3 and older: /v3beta
+                    for _ in range(3):
+                        try:
+                            return self._read(conn, api, wanted)
+                        except _Compacted:
+                            continue  # compacted between two of our reads: read again
+                        except _NotFound:
+                            break
+                failures.append(f"{url} (no JSON gateway)")
+            except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
+                failures.append(f"{url} ({exc})")
+            finally:
+                conn.close()
+        raise StoreUnreachable(
+            f"no etcd endpoint answered within {self._timeout:g} s; tried " + ", ".join(failures)
+        )
+
+    def _read(self, conn: http.client.HTTPConnection, api: str, wanted: list[str]) -> Snapshot:
+        def post(path: str, body: dict[str, Any]) -> Any:
+            return self._post(conn, api + path, body, token)
+
+        token = None
+        if self._auth is not None:
+            token = post("/auth/authenticate", self._auth).get("token")
+        ranges = [byte_range(p.encode("utf-8", _ENCODING_ERRORS)) for p in wanted] or [(b"\0", b"\0")]
+        revision, total = 0, 0
+        for start, end in ranges:
+            body = {"key": _b64(start), "range_end": _b64(end), "count_only": True, "revision": revision}
+            answer = post("/kv/range", body)
+            revision = revision or int(answer["header"]["revision"])
+            total += int(answer.get("count", 0))
+        if total > GATEWAY_MAX_KEYS:
+            raise UseStore(f"{total} keys to read: through gRPC")
+        if total == 0 and self._detecting:
+            raise UseStore("no key under any prefix in etcd's v3 API: the store looks at v2")
+        values: dict[str, str] = {}
+        for start, end in ranges if wanted else []:
+            answer = post("/kv/range", {"key": _b64(start), "range_end": _b64(end), "revision": revision})
+            for kv in answer.get("kvs", ()):
+                key = _text(kv["key"])
+                if covered_by_any(wanted, key):  # the range also holds siblings such as K-b
+                    values[key] = _text(kv.get("value", ""))
+        return Snapshot(revision, values)

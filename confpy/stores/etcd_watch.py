@@ -1,0 +1,183 @@
+"""The etcd store's watch: one watcher per prefix on one gRPC stream, each transaction
+handed on whole at its revision.
+
+Watching only the prefixes the resources read (not one range from the lowest to the
+highest) keeps the cluster's other churn (Felix's workload endpoints, IPAM
+assignments) off the wire. The price: etcd sends each watcher's events of a revision
+in a response of its own. It pushes the responses of one revision back to back, so
+they are gathered here until the stream has been quiet for :data:`SETTLE`; a stream
+that never goes quiet releases every revision older than the newest one it has seen
+after :data:`MAX_HOLD`. A process starved of CPU can still see one revision's parts
+more than :data:`SETTLE` apart: the late part then follows as a batch of its own at the
+same revision, and the files converge.
+
+Each batch comes with the revision a new watch may resume after: the newest released
+at a quiet moment. After a forced release, a late response of another watcher could
+still be on its way, so a reconnect replays from the last quiet one: the cache drops a
+change it already has, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+from aetcd import rpc
+
+from confpy.keys import covered_by_any
+from confpy.stores.base import Change, Changes
+from confpy.stores.etcd_connection import Connection, EtcdRefused, Lost
+
+#: Quiet time after which the revisions gathered so far are complete.
+SETTLE = 0.005
+#: The longest a revision is held while the stream keeps talking.
+MAX_HOLD = 0.02
+# Makes etcd end the watch when its member loses the leader (as etcd's own client
+# does): a member cut off from the quorum would otherwise look alive and stay silent.
+_REQUIRE_LEADER = (("hasleader", "true"),)
+_ENCODING_ERRORS = "surrogateescape"
+
+
+class Compacted(Exception):
+    """etcd no longer has the history the watch asked for."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(compact_revision)
+        self.compact_revision = compact_revision
+
+
+class Reassembler:
+    """Changes of several watchers gathered by revision, released in revision order."""
+
+    def __init__(self) -> None:
+        self._by_revision: dict[int, list[Change]] = {}
+        self.since = 0.0  # when the oldest gathered change arrived (monotonic)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_revision)
+
+    def add(self, revision: int, changes: Sequence[Change], now: float) -> None:
+        if not self._by_revision:
+            self.since = now
+        self._by_revision.setdefault(revision, []).extend(changes)
+
+    def take(self, below: int | None = None) -> list[Changes]:
+        """The gathered revisions (those below ``below`` only, if given), oldest first."""
+        ready = sorted(r for r in self._by_revision if below is None or r < below)
+        # One key changes at most once in a revision (etcd refuses a transaction naming a
+        # key twice), so key order is as good as etcd's and the same whatever the watcher.
+        out = [Changes(r, tuple(sorted(self._by_revision.pop(r), key=lambda c: c.key))) for r in ready]
+        if self._by_revision and out:
+            self.since = time.monotonic()
+        return out
+
+    @property
+    def newest(self) -> int:
+        return max(self._by_revision, default=0)
+
+
+def _decode(b: bytes) -> str:
+    return b.decode("utf-8", _ENCODING_ERRORS)
+
+
+async def follow(
+    conn: Connection,
+    ranges: Sequence[tuple[bytes, bytes]],
+    wanted: Sequence[str],
+    start: int,
+    create_timeout: float,
+) -> AsyncIterator[tuple[Changes, int]]:
+    """Changes under ``wanted`` from revision ``start`` on, one batch per revision, over
+    one watcher per ``[key, range_end)`` of ``ranges``, each with the revision after
+    which a new watch may resume. Raises :class:`Compacted`, :class:`Lost` or
+    :class:`EtcdRefused`, or gRPC's errors."""
+    call = conn.watch.Watch(metadata=conn.metadata + _REQUIRE_LEADER)
+    responses: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def read() -> None:
+        try:
+            while True:
+                resp = await call.read()
+                responses.put_nowait(resp)
+                if resp is grpc.aio.EOF:
+                    return
+        except BaseException as exc:  # a lost stream, a closed channel: the watch's to raise
+            responses.put_nowait(exc)
+            raise
+
+    reader = asyncio.create_task(read())
+    try:
+        for key, end in ranges:
+            create = rpc.WatchCreateRequest(key=key, range_end=end, start_revision=start)
+            await call.write(rpc.WatchRequest(create_request=create))
+        pending = Reassembler()
+        safe = start - 1
+        created = 0
+        stretched = 0  # quiet periods waited again because the process was descheduled
+        deadline = time.monotonic() + create_timeout
+        while True:
+            if created == len(ranges) and pending and time.monotonic() - pending.since >= MAX_HOLD:
+                # Never quiet: what is older than the newest revision seen is complete.
+                for batch in pending.take(below=pending.newest):
+                    yield batch, safe
+            if not responses.empty():
+                resp = responses.get_nowait()
+            else:
+                wait: float | None
+                if created < len(ranges):
+                    wait = deadline - time.monotonic()
+                    if wait <= 0:
+                        raise Lost("etcd did not create the watch in time")
+                else:
+                    wait = SETTLE if pending else None
+                waited = time.monotonic()
+                try:
+                    resp = await (
+                        responses.get() if wait is None else asyncio.wait_for(responses.get(), wait)
+                    )
+                except TimeoutError:
+                    late = time.monotonic() - waited > 2 * SETTLE and stretched < 3
+                    await asyncio.sleep(0)  # a response the reader has in hand is not "quiet"
+                    if late:  # this process was not running: the quiet was not ours to see
+                        stretched += 1
+                        continue
+                    if created == len(ranges) and responses.empty():
+                        batches = pending.take()
+                        safe = batches[-1].revision if batches else safe
+                        for batch in batches:
+                            yield batch, safe
+                    continue
+                stretched = 0
+            if isinstance(resp, BaseException):
+                raise resp
+            if resp is grpc.aio.EOF:
+                raise Lost("etcd ended the watch stream")
+            if resp.created:
+                created += 1
+                if resp.canceled:
+                    why = f"etcd at {conn.endpoint.url} refused the watch: {resp.cancel_reason}"
+                    raise (EtcdRefused if "permission denied" in resp.cancel_reason else Lost)(why)
+                continue
+            if resp.compact_revision:
+                raise Compacted(int(resp.compact_revision))
+            if resp.canceled:
+                raise Lost(f"etcd cancelled the watch: {resp.cancel_reason}")
+            arrived = time.monotonic()
+            for rev, events in itertools.groupby(resp.events, lambda ev: ev.kv.mod_revision):
+                changes = [
+                    Change(name, None if ev.type == rpc.Event.DELETE else _decode(ev.kv.value))
+                    for ev in events
+                    if covered_by_any(wanted, name := _decode(ev.kv.key))  # ranges hold siblings (K-b)
+                ]
+                if changes:
+                    pending.add(int(rev), changes, arrived)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, Exception):
+            await reader
+        call.cancel()
