@@ -286,7 +286,7 @@ def _lookup(family: str) -> Callable[[object], list[str]]:
 
 
 _LAYOUT = re.compile(
-    r"January|Jan|Monday|Mon|2006|06|01|_2|02|002|__2|15|03|04|05|MST|Z07:00|Z0700|-07:00|-0700|-07"
+    r"January|Jan|Monday|Mon|2006|__2|002|_2|06|01|02|15|03|04|05|MST|Z07:00|Z0700|-07:00|-0700|-07"
     r"|PM|pm|[.,](?:0+|9+)|1|2|3|4|5"
 )
 

@@ -287,3 +287,9 @@ def test_every_problem_of_a_template_is_listed_with_its_construct() -> None:
         "t.tmpl:4:3: argument 1 of split must be a string, not int (confd fails there too)",
         "t.tmpl:5:3: eq: int and string are incompatible types for comparison",
     ]
+
+
+def test_keyring_functions_are_refused_by_name() -> None:
+    assert problems('{{cget "/secret"}}') == [
+        "t.tmpl:1:3: cget reads values encrypted with confd's -keyring, which confpy does not do"
+    ]

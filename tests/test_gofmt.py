@@ -4,10 +4,12 @@ strconv documentation (shortest digits; %v of a float64 switches to an exponent 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from confpy.gofmt import GoArray, format_float_shortest, print_value, sprint, sprintf
-from confpy.goruntime import GoMap
+from confpy.goruntime import GoMap, time_format
 from confpy.keyview import KVPair, StoreValue
 
 
@@ -57,3 +59,12 @@ def test_sprint_spaces_only_between_non_strings_and_print_value_says_no_value() 
     assert print_value(None) == "<no value>"
     assert print_value(True) == "true"
     assert print_value(GoArray([1.0, None])) == "[1 <nil>]"
+
+
+def test_time_format_follows_gos_reference_layout() -> None:
+    t = dt.datetime(2024, 3, 5, 14, 7, 9, 120000, tzinfo=dt.timezone(dt.timedelta(hours=2), "CEST"))
+    assert time_format(t, "2006-01-02 15:04:05.000 -0700 MST") == "2024-03-05 14:07:09.120 +0200 CEST"
+    assert (
+        time_format(t, "Jan 2, 2006 at 3:04pm (Monday) _2 002 .999")
+        == "Mar 5, 2024 at 2:07pm (Tuesday)  5 065 .12"
+    )

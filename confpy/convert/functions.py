@@ -76,6 +76,10 @@ SPECS: dict[str, Spec] = {
 #: Functions Go's parser knows in a confd template but the converter refuses, and why.
 REFUSED = {
     "lookupSRV": "lookupSRV (DNS SRV records) has no confpy counterpart",
+    **{
+        name: f"{name} reads values encrypted with confd's -keyring, which confpy does not do"
+        for name in ("cget", "cgets", "cgetv", "cgetvs")
+    },
     "call": "call needs a function value, which confd's data never holds",
 }
 
