@@ -109,7 +109,7 @@ CONFD_ONLY = {
     "table": "DynamoDB: confpy has no DynamoDB client",
     "separator": "Redis: confpy has no Redis client",
     "filter": "give a directory or several files in file",
-    "calicoconfig": 'Calico\'s datastore config file: give nodes, and backend = "calico" for Calico 3 resources',
+    "calicoconfig": "Calico's datastore file: give nodes, and backend calico for Calico 3 resources",
 }
 
 
