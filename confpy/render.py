@@ -23,8 +23,6 @@ from jinja2.utils import internalcode
 
 from confpy.errors import ConfigError, DataError, RenderError
 from confpy.funcs import FILTERS, FUNCTIONS
-from confpy.gofmt import print_value
-from confpy.goruntime import GO, GoTemplateError
 from confpy.keyview import KeyView, KVPair, MissingKeyError, StoreValue
 
 #: Extra template globals for one render, from the resource's keys and the node name.
@@ -233,9 +231,10 @@ class Renderer:
         )
         self.env.globals.update(FUNCTIONS)
         self.env.filters.update(FILTERS)
-        # Go's semantics for templates converted from confd's (confpy convert)
-        self.env.globals["go"] = GO
-        self.env.filters["go"] = print_value
+        # Go's semantics for templates converted from confd's (confpy convert); loaded
+        # by the first converted template that uses them, not by every start.
+        self.env.globals["go"] = _LazyGo()
+        self.env.filters["go"] = _go_print
 
     def compile(self, src: str) -> jinja2.Template:
         """Load and compile ``src`` (cached); a syntax error names file and line."""
@@ -269,10 +268,26 @@ class Renderer:
         return text
 
 
+class _LazyGo:
+    """The ``go`` global: confpy.goruntime's runtime, imported on first use."""
+
+    def __getattr__(self, name: str) -> Any:
+        from confpy.goruntime import GO
+
+        return getattr(GO, name)
+
+
+def _go_print(value: object) -> str:
+    from confpy.gofmt import print_value
+
+    return print_value(value)
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, DataError | jinja2.UndefinedError):
         return str(exc)
-    if isinstance(exc, GoTemplateError):
+    go = sys.modules.get("confpy.goruntime")  # a Go error can only come from a loaded runtime
+    if go is not None and isinstance(exc, go.GoTemplateError):
         return f"as confd would: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
