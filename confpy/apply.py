@@ -8,7 +8,6 @@ unit change, however many of its files changed.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import enum
 import logging
 import re
@@ -375,6 +374,8 @@ def _diff(t: Target) -> str:
     old = (t.current or b"").decode(errors="replace").splitlines(keepends=True)
     new = t.content.decode(errors="replace").splitlines(keepends=True)
     label = str(t.dest)
+    import difflib  # -noop and debug logs only
+
     lines = list(difflib.unified_diff(old, new, label if t.current is not None else "/dev/null", label))
     no_eol = "\n\\ No newline at end of file\n"
     text = "".join(line if line.endswith("\n") else line + no_eol for line in lines)

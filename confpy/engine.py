@@ -11,7 +11,6 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,6 +204,8 @@ class Engine:
         if len(rendered) == 1:
             results = [applier.complete(rendered[0])]
         else:
+            from concurrent.futures import ThreadPoolExecutor  # several units only
+
             with ThreadPoolExecutor(max_workers=min(len(rendered), 8)) as pool:
                 results = list(pool.map(applier.complete, rendered))
         for r in results:

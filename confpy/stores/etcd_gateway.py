@@ -1,5 +1,5 @@
-"""A one-shot read of etcd v3 through its JSON gateway (``POST /v3/kv/range``), standard
-library only.
+"""A one-shot read of etcd v3 through its JSON gateway (``POST /v3/kv/range``) on a plain
+socket (http_wire.py).
 
 ``-onetime``, ``-noop`` and ``--stdout`` read once and exit: gRPC's stack (and asyncio,
 which it imports) cost more to load than a few hundred keys take to read. etcd serves
@@ -14,14 +14,15 @@ answer's), failover across the endpoints, TLS client certificates, username/pass
 from __future__ import annotations
 
 import base64
-import http.client
 import json
+import socket
 from collections.abc import Sequence
 from typing import Any
 
 from confpy.keys import byte_range, collapse, covered_by_any
 from confpy.stores.base import Snapshot, StoreError, StoreUnreachable
 from confpy.stores.endpoints import parse_endpoints, read_file
+from confpy.stores.http_wire import Response, WireError, exchange, request
 
 #: Up to this many keys the JSON gateway answers sooner than gRPC can be loaded.
 GATEWAY_MAX_KEYS = 2000
@@ -82,30 +83,24 @@ class GatewayReader:
     def connected_to(self) -> str | None:
         return None  # never left open
 
-    def _connection(self, host: str, port: int, tls: bool) -> http.client.HTTPConnection:
-        if not tls:
-            return http.client.HTTPConnection(host, port, timeout=self._timeout)
+    def _tls(self) -> Any:
         import ssl  # only for https endpoints
 
         context = ssl.create_default_context(cafile=self._ca)
         if self._cert:
             context.load_cert_chain(self._cert, self._key)
-        return http.client.HTTPSConnection(host, port, timeout=self._timeout, context=context)
+        return context
 
-    def _post(
-        self, conn: http.client.HTTPConnection, path: str, body: dict[str, Any], token: str | None
-    ) -> Any:
+    def _post(self, link: _Link, path: str, body: dict[str, Any], token: str | None) -> Any:
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = token
-        conn.request("POST", path, json.dumps(body), headers)
-        resp = conn.getresponse()
-        data = resp.read()
+        resp = link.post(path, json.dumps(body).encode(), headers)
         if resp.status == 404:
             raise _NotFound
-        answer = json.loads(data or b"{}")
+        answer = json.loads(resp.body or b"{}")
         if resp.status != 200:
-            message = answer.get("message") or answer.get("error") or data[:200].decode(errors="replace")
+            message = answer.get("message") or answer.get("error") or resp.body[:200].decode(errors="replace")
             if "compacted" in message:
                 raise _Compacted
             if resp.status in (400, 401, 403):
@@ -120,8 +115,7 @@ class GatewayReader:
         failures = []
         for ep in self._endpoints:
             url = ep.url
-            host, _, port = ep.target.rpartition(":")
-            conn = self._connection(host.strip("[]"), int(port), ep.tls)
+            conn = _Link(ep.address.host, ep.address.port, self._tls() if ep.tls else None, self._timeout)
             try:
                 for api in ("/v3", "/v3beta"):  # etcd 3.3 and older: /v3beta
                     for _ in range(3):
@@ -132,7 +126,7 @@ class GatewayReader:
                         except _NotFound:
                             break
                 failures.append(f"{url} (no JSON gateway)")
-            except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
+            except (OSError, WireError, ValueError, KeyError) as exc:
                 failures.append(f"{url} ({exc})")
             finally:
                 conn.close()
@@ -140,7 +134,7 @@ class GatewayReader:
             f"no etcd endpoint answered within {self._timeout:g} s; tried " + ", ".join(failures)
         )
 
-    def _read(self, conn: http.client.HTTPConnection, api: str, wanted: list[str]) -> Snapshot:
+    def _read(self, conn: _Link, api: str, wanted: list[str]) -> Snapshot:
         def post(path: str, body: dict[str, Any]) -> Any:
             return self._post(conn, api + path, body, token)
 
@@ -166,3 +160,25 @@ class GatewayReader:
                 if covered_by_any(wanted, key):  # the range also holds siblings such as K-b
                     values[key] = _text(kv.get("value", ""))
         return Snapshot(revision, values)
+
+
+class _Link:
+    """One endpoint's connection, opened on first use and again when the server closes it."""
+
+    def __init__(self, host: str, port: int, tls: Any, timeout: float) -> None:
+        self.host, self.port, self.tls, self.timeout = host, port, tls, timeout
+        self._sock: socket.socket | None = None
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
+        if self._sock is None:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            self._sock = sock if self.tls is None else self.tls.wrap_socket(sock, server_hostname=self.host)
+        resp = exchange(self._sock, request("POST", path, self.host, self.port, headers, body))
+        if not resp.reusable:
+            self.close()
+        return resp
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
+from confpy.stores import http_wire as wire
 from confpy.stores.base import StoreError, StoreUnreachable
 from confpy.stores.endpoints import checked_settings, split_endpoint
 
@@ -89,28 +90,20 @@ class _Connection:
 
     async def request(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
         self.reusable, self.sent = False, False  # until the whole response has been read
-        host = self.endpoint.host if ":" not in self.endpoint.host else f"[{self.endpoint.host}]"
-        lines = [
-            f"{method} {target} HTTP/1.1",
-            f"Host: {host}:{self.endpoint.port}",
-            "Accept: application/json",
-        ]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        ep = self.endpoint
+        self._writer.write(wire.request(method, target, ep.host, ep.port, headers, b""))
         await self._writer.drain()
         self.sent = True
-        status_line = await self._line()
         try:
-            version, status_text, _ = status_line.split(" ", 2)
-            status = int(status_text)
-        except ValueError:
-            raise Lost(f"not an HTTP answer: {status_line[:80]!r}") from None
-        fields: dict[str, str] = {}
-        while line := await self._line():
-            name, _, value = line.partition(":")
-            fields[name.strip().lower()] = value.strip()
-        body = await self._body(fields)
-        self.reusable = version == "HTTP/1.1" and fields.get("connection", "").lower() != "close"
+            version, status = wire.status_of(await self._line())
+            fields: dict[str, str] = {}
+            while line := await self._line():
+                name, value = wire.field_of(line)
+                fields[name] = value
+            body = await self._body(fields)
+        except wire.WireError as exc:
+            raise Lost(str(exc)) from None
+        self.reusable = wire.reusable(version, fields)
         return Response(status, fields, body)
 
     async def _line(self) -> str:
@@ -126,7 +119,7 @@ class _Connection:
         try:
             if fields.get("transfer-encoding", "").lower() == "chunked":
                 chunks = []
-                while size := int((await self._line()).split(";", 1)[0], 16):
+                while size := wire.chunk_size(await self._line()):
                     chunks.append(await self._reader.readexactly(size + 2))
                 while await self._line():  # trailers
                     pass
