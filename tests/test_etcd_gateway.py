@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from confpy.cli import main
 from confpy.stores.base import StoreError, StoreUnreachable
 from confpy.stores.etcd import EtcdStore
 from confpy.stores.etcd_gateway import GATEWAY_MAX_KEYS, GatewayReader, UseStore
@@ -104,4 +105,22 @@ def test_a_one_shot_run_loads_neither_grpc_nor_asyncio(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split("\n")[-2] == "0 []", out.stdout + out.stderr
+    assert (tmp_path / "a.conf").read_text() == "v\n"
+
+
+def test_an_etcd_without_its_gateway_is_read_through_grpc(
+    etcd_factory: Callable[..., EtcdServer], tmp_path: Path
+) -> None:
+    server = etcd_factory(extra_args=["--enable-grpc-gateway=false"])
+    server.put("/g/k", "v")
+    with pytest.raises(UseStore, match="no JSON gateway"):
+        GatewayReader([server.endpoint]).read(["/g"])
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "conf.d" / "a.toml").write_text(
+        f'[template]\nsrc = "a.j2"\ndest = "{tmp_path}/a.conf"\nprefix = "/g"\n'
+    )
+    (tmp_path / "templates" / "a.j2").write_text("{{ getv('/k') }}\n")
+    argv = ["-onetime", f"-confdir={tmp_path}", f"-node={server.endpoint}", "-config-file=/dev/null"]
+    assert main(argv) == 0
     assert (tmp_path / "a.conf").read_text() == "v\n"

@@ -126,7 +126,7 @@ class GatewayReader:
                             continue  # compacted between two of our reads: read again
                         except _NotFound:
                             break
-                failures.append(f"{url} (no JSON gateway)")
+                raise UseStore(f"etcd at {url} serves no JSON gateway: through gRPC")
             except (OSError, WireError, ValueError, KeyError) as exc:
                 failures.append(f"{url} ({exc})")
             finally:

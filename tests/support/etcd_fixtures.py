@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -91,8 +91,12 @@ def etcd_factory(tmp_path: Path) -> Iterator[Callable[..., EtcdServer]]:
     _require_etcd()
     servers: list[EtcdServer] = []
 
-    def start(*, tls: TLSFiles | None = None, enable_v2: bool = False) -> EtcdServer:
-        server = EtcdServer(tmp_path / f"etcd{len(servers)}", tls=tls, enable_v2=enable_v2)
+    def start(
+        *, tls: TLSFiles | None = None, enable_v2: bool = False, extra_args: Sequence[str] = ()
+    ) -> EtcdServer:
+        server = EtcdServer(
+            tmp_path / f"etcd{len(servers)}", tls=tls, enable_v2=enable_v2, extra_args=extra_args
+        )
         servers.append(server)
         server.start()
         return server

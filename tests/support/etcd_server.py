@@ -158,7 +158,9 @@ class EtcdServer(V2Api):
         initial_cluster: str | None = None,
         cluster_token: str = "confpy-test",
         enable_v2: bool = False,
+        extra_args: Sequence[str] = (),
     ) -> None:
+        self.extra_args = list(extra_args)  # more of etcd's flags, as given
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="etcdlab-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -237,6 +239,7 @@ class EtcdServer(V2Api):
         ]
         if self.enable_v2:
             args.append("--enable-v2=true")
+        args += self.extra_args
         if self.tls:
             args += [
                 "--cert-file",
