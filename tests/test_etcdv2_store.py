@@ -19,7 +19,7 @@ import pytest
 
 from confpy.stores import etcdv2
 from confpy.stores.base import Change, Changes, Resync, StoreError, StoreUnreachable
-from confpy.stores.etcdv2 import EtcdV2Store, V2Refused, common_ancestor
+from confpy.stores.etcdv2 import EtcdV2Store, Refused, common_ancestor
 from tests.support.etcd_server import EtcdServer, free_ports
 from tests.test_etcd_store import Recorder, off, run
 
@@ -189,7 +189,7 @@ def test_username_and_password(etcd_factory: Callable[..., EtcdServer]) -> None:
             return (await store.snapshot(["/auth"])).values
 
     assert run(main("s3cret")) == {"/auth/k": "v"}
-    with pytest.raises(V2Refused, match="requires user authentication"):
+    with pytest.raises(Refused, match="requires user authentication"):
         run(main("wrong"))
 
 

@@ -17,6 +17,7 @@ proves the member alive and with a leader (a frozen member would never answer).
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -24,9 +25,10 @@ from typing import Any
 from confpy.backoff import Backoff
 from confpy.keys import collapse, covered_by_any, covers
 from confpy.stores.base import Change, Changes, Resync, Snapshot, StoreError, WatchEvent
-from confpy.stores.etcdv2_http import Client, Lost, Response, V2Refused, reason
+from confpy.stores.endpoints import checked_settings
+from confpy.stores.http_client import HttpClient, Lost, Refused, Response, reason
 
-__all__ = ["EtcdV2Store", "V2Refused"]
+__all__ = ["EtcdV2Store", "Refused"]
 
 log = logging.getLogger("confpy.etcdv2")
 
@@ -75,10 +77,28 @@ class EtcdV2Store:
 
     name = "etcdv2"
 
-    def __init__(self, endpoints: Sequence[str], **connection: Any) -> None:
-        """``connection``: the TLS, authentication and timeout settings of
-        :class:`~confpy.stores.etcdv2_http.Client`."""
-        self._client = Client(endpoints, **connection)
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        ca_cert: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        texts = checked_settings(
+            endpoints, client_cert=client_cert, client_key=client_key, username=username, password=password
+        )
+        headers = {}
+        if username is not None:  # the v2 API takes HTTP basic authentication
+            token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
+        self._client = HttpClient(
+            texts, label="etcd (v2 API)", log=log, client_cert=client_cert, client_key=client_key,
+            ca_cert=ca_cert, headers=headers, connect_timeout=connect_timeout,
+        )  # fmt: skip
 
     @property
     def connected_to(self) -> str | None:
@@ -109,8 +129,8 @@ class EtcdV2Store:
     async def _read(self, prefix: str) -> tuple[int, dict[str, str]]:
         """Every key under ``prefix`` and the index it was read at. A quorum read: a
         member cut off from the others cannot answer with old data."""
-        response = await self._client.get(
-            "/v2/keys" + prefix, {"recursive": "true", "quorum": "true"}, _REQUEST_TIMEOUT
+        response = await self._client.request(
+            "GET", "/v2/keys" + prefix, _REQUEST_TIMEOUT, query={"recursive": "true", "quorum": "true"}
         )
         assert response is not None
         values: dict[str, str] = {}
@@ -123,7 +143,7 @@ class EtcdV2Store:
     async def watch(self, prefixes: Sequence[str], after: int) -> AsyncIterator[WatchEvent]:
         """Changes under ``prefixes`` from index ``after + 1`` on, one batch per index.
 
-        Reconnects with backoff on any endpoint; raises only :class:`V2Refused`; ends
+        Reconnects with backoff on any endpoint; raises only :class:`Refused`; ends
         when the store is closed.
         """
         wanted = collapse(prefixes)
@@ -163,7 +183,7 @@ class EtcdV2Store:
                 snapshot = await self.snapshot(prefixes)
                 next_index = snapshot.revision + 1
                 yield Resync(snapshot)
-            except V2Refused:
+            except Refused:
                 raise
             except (StoreError, KeyError, ValueError, TypeError) as e:  # Lost is a StoreError
                 if self._client.closed.is_set():
@@ -174,7 +194,7 @@ class EtcdV2Store:
 
     async def _position(self, ancestor: str) -> tuple[int, str]:
         """The index and cluster id of the member answering now (a GET of one level)."""
-        response = await self._client.get("/v2/keys" + ancestor, {}, _REQUEST_TIMEOUT)
+        response = await self._client.request("GET", "/v2/keys" + ancestor, _REQUEST_TIMEOUT)
         assert response is not None
         return response.etcd_index, response.headers.get("x-etcd-cluster-id", "")
 
@@ -182,9 +202,11 @@ class EtcdV2Store:
         """The first event under ``ancestor`` at ``index`` or later; None if none came
         within :data:`POLL_SECONDS` (and the member proved alive)."""
         query = {"wait": "true", "recursive": "true", "waitIndex": str(index)}
-        response = await self._client.get("/v2/keys" + ancestor, query, POLL_SECONDS, long_poll=True)
+        response = await self._client.request(
+            "GET", "/v2/keys" + ancestor, POLL_SECONDS, query=query, long_poll=True
+        )
         if response is None:
-            health = await self._client.get("/health", {}, self._client.connect_timeout)
+            health = await self._client.request("GET", "/health", self._client.connect_timeout)
             if health is None or health.status != 200:
                 raise Lost("etcd member unhealthy (no leader?)")
             return None

@@ -1,36 +1,37 @@
-"""The etcd v2 store's connection: plain HTTP/1.1 on asyncio, endpoints, TLS, failover.
+"""etcd over plain HTTP/1.1 on asyncio: endpoints, TLS, failover, and one streamed answer.
 
-etcd's v2 API is JSON over HTTP; no v2 client library is kept up, and the store needs
-three requests (a recursive GET, a long-polling watch, ``/health``), so this is a small
-client of its own: persistent connections, ``Content-Length`` and chunked bodies, one
-idle connection kept per endpoint. Endpoints are tried in turn, starting after the one
-that failed last, each within the connect timeout. Only changes of state are logged
-(connected, lost, reconnected), never each retry, as for the v3 store.
+Both etcd stores speak JSON over HTTP: the v2 API is JSON, and the v3 API is served as
+JSON by etcd's gateway on the same client port. A small client of our own does it:
+persistent connections, ``Content-Length`` and chunked bodies, one idle connection kept
+per endpoint, and :meth:`HttpClient.stream` for an answer that never ends (a watch),
+read line by line on a connection of its own. Endpoints are tried in turn, starting
+after the one that failed last, each within the connect timeout. Only changes of state
+are logged (connected, lost, reconnected), never each retry.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextlib
 import json
 import logging
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 from confpy.stores import http_wire as wire
 from confpy.stores.base import StoreError, StoreUnreachable
-from confpy.stores.endpoints import checked_settings, split_endpoint
-
-log = logging.getLogger("confpy.etcdv2")
+from confpy.stores.endpoints import split_endpoint
 
 _MAX_HEADER_BYTES = 64 * 1024
+#: The longest line of a streamed answer: one watch response (a 1 MiB value, base64).
+_MAX_STREAM_LINE = 64 * 1024 * 1024
 
 
-class V2Refused(StoreError):
+class Refused(StoreError):
     """etcd refused the request itself (credentials, permissions): retrying would not help."""
 
 
@@ -88,10 +89,22 @@ class _Connection:
         self.reusable = True
         self.sent = False  # the last request went out
 
-    async def request(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
+    async def request(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
+        version, status, fields = await self.head(method, target, headers, body)
+        try:
+            content = await self._body(fields)
+        except wire.WireError as exc:
+            raise Lost(str(exc)) from None
+        self.reusable = wire.reusable(version, fields)
+        return Response(status, fields, content)
+
+    async def head(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[str, int, dict[str, str]]:
+        """Send a request and read the head of its answer: version, status, fields."""
         self.reusable, self.sent = False, False  # until the whole response has been read
         ep = self.endpoint
-        self._writer.write(wire.request(method, target, ep.host, ep.port, headers, b""))
+        self._writer.write(wire.request(method, target, ep.host, ep.port, headers, body))
         await self._writer.drain()
         self.sent = True
         try:
@@ -100,11 +113,37 @@ class _Connection:
             while line := await self._line():
                 name, value = wire.field_of(line)
                 fields[name] = value
-            body = await self._body(fields)
         except wire.WireError as exc:
             raise Lost(str(exc)) from None
-        self.reusable = wire.reusable(version, fields)
-        return Response(status, fields, body)
+        return version, status, fields
+
+    async def lines(self, fields: Mapping[str, str]) -> AsyncIterator[bytes]:
+        """The answer's body line by line, as it comes (chunked or not)."""
+        pending = b""
+        chunked = fields.get("transfer-encoding", "").lower() == "chunked"
+        try:
+            while True:
+                if chunked:
+                    size = wire.chunk_size(await self._line())
+                    if size == 0:
+                        break
+                    data = (await self._reader.readexactly(size + 2))[:-2]
+                else:
+                    data = await self._reader.read(65536)
+                    if not data:
+                        break
+                pending += data
+                if len(pending) > _MAX_STREAM_LINE:
+                    raise Lost("a streamed line is too long")
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    if line.strip():
+                        yield line
+        except asyncio.IncompleteReadError:
+            raise Lost("the connection was closed in the middle of an answer") from None
+        except wire.WireError as exc:
+            raise Lost(str(exc)) from None
+        raise Lost("the stream ended")
 
     async def _line(self) -> str:
         try:
@@ -136,25 +175,25 @@ class _Connection:
         self._writer.close()
 
 
-class Client:
-    """Requests to whichever endpoint answers, with TLS and basic authentication."""
+class HttpClient:
+    """Requests to whichever endpoint answers, with TLS; ``label`` names the API in the
+    lines ``log`` gets."""
 
     def __init__(
         self,
         endpoints: Sequence[str],
         *,
+        label: str,
+        log: logging.Logger,
         client_cert: str | None = None,
         client_key: str | None = None,
         ca_cert: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
+        headers: Mapping[str, str] | None = None,
         connect_timeout: float = 5.0,
     ) -> None:
-        endpoints = checked_settings(
-            endpoints, client_cert=client_cert, client_key=client_key, username=username, password=password
-        )
         tls = ca_cert is not None or client_cert is not None
         self.endpoints = [parse_endpoint(i, e, tls) for i, e in enumerate(endpoints)]
+        self.label, self.log = label, log
         self._ssl: ssl.SSLContext | None = None
         if any(ep.tls for ep in self.endpoints):
             try:
@@ -163,17 +202,14 @@ class Client:
                     self._ssl.load_cert_chain(client_cert, client_key)
             except (OSError, ssl.SSLError) as e:
                 raise ValueError(f"cannot load the etcd TLS files: {e}") from None
-        self._auth = {}
-        if username is not None:
-            token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-            self._auth = {"Authorization": f"Basic {token}"}
+        self._headers = dict(headers or {})
         self.connect_timeout = connect_timeout
         self._idle: dict[int, _Connection] = {}
         self._next = 0  # the endpoint the next attempt starts with
         self._current: Endpoint | None = None
         self._state: Literal["new", "up", "down"] = "new"
         self._ever_up = False
-        # As the v3 connector: "down" from the start until an endpoint first answers.
+        # "down" from the start until an endpoint first answers.
         self.down_since: float | None = time.monotonic()
         self.closed = asyncio.Event()
 
@@ -181,23 +217,40 @@ class Client:
     def connected_to(self) -> str | None:
         return self._current.url if self._current is not None and self._state == "up" else None
 
-    async def get(
-        self, path: str, query: Mapping[str, str], timeout: float, *, long_poll: bool = False
+    @property
+    def current(self) -> Endpoint | None:
+        """The endpoint that answered last."""
+        return self._current
+
+    def _order(self) -> list[Endpoint]:
+        n = len(self.endpoints)
+        return [self.endpoints[(self._next + i) % n] for i in range(n)]  # _failed moves _next
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        timeout: float,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        long_poll: bool = False,
     ) -> Response | None:
-        """``GET path?query`` on the first endpoint that answers within ``timeout``.
+        """``method path?query`` on the first endpoint that answers within ``timeout``.
 
         Each endpoint is tried once, starting with the one that answered last; raises
-        :class:`StoreUnreachable` naming them all, or :class:`V2Refused`. A ``long_poll``
+        :class:`StoreUnreachable` naming them all, or :class:`Refused`. A ``long_poll``
         that is sent but not answered in time returns None (the endpoint is not blamed).
         """
         target = quote(path, safe="/") + (f"?{urlencode(query)}" if query else "")
+        sent = {**self._headers, **(headers or {})}
         failures = []
-        n = len(self.endpoints)
-        for ep in [self.endpoints[(self._next + i) % n] for i in range(n)]:  # _failed moves _next
+        for ep in self._order():
             if self.closed.is_set():
                 raise StoreError("the etcd store is closed")
             try:
-                response = await self._send(ep, target, timeout, long_poll)
+                response = await self._send(ep, method, target, sent, body, timeout, long_poll)
             except _Quiet:
                 return None
             except (OSError, TimeoutError, Lost) as e:
@@ -210,7 +263,7 @@ class Client:
                 continue
             self._answered(ep)
             if response.status in (401, 403):
-                raise V2Refused(
+                raise Refused(
                     f"etcd at {ep.url} refused the request: {response.body[:200].decode(errors='replace')}"
                 )
             return response
@@ -218,17 +271,27 @@ class Client:
             f"no etcd endpoint answered within {self.connect_timeout:g} s; tried " + ", ".join(failures)
         )
 
-    async def _send(self, ep: Endpoint, target: str, timeout: float, long_poll: bool) -> Response:
-        conn = self._idle.pop(ep.index, None)
-        if conn is None:
-            async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_connection(
-                    ep.host, ep.port, ssl=self._ssl if ep.tls else None, limit=_MAX_HEADER_BYTES
-                )
-            conn = _Connection(ep, reader, writer)
+    async def _open(self, ep: Endpoint) -> _Connection:
+        async with asyncio.timeout(self.connect_timeout):
+            reader, writer = await asyncio.open_connection(
+                ep.host, ep.port, ssl=self._ssl if ep.tls else None, limit=_MAX_HEADER_BYTES
+            )
+        return _Connection(ep, reader, writer)
+
+    async def _send(
+        self,
+        ep: Endpoint,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: float,
+        long_poll: bool,
+    ) -> Response:
+        conn = self._idle.pop(ep.index, None) or await self._open(ep)
         try:
             async with asyncio.timeout(timeout):
-                response = await conn.request("GET", target, self._auth)
+                response = await conn.request(method, target, headers, body)
         except TimeoutError:
             if long_poll and conn.sent:
                 raise _Quiet from None
@@ -240,23 +303,48 @@ class Client:
                 conn.close()
         return response
 
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, ep: Endpoint, method: str, path: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """An answer read line by line as it comes, on a connection of its own to ``ep``
+        (closed on exit). Raises :class:`Lost` for an answer that is not 200."""
+        conn = await self._open(ep)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                _, status, fields = await conn.head(
+                    method, quote(path, safe="/"), {**self._headers, **(headers or {})}, body
+                )
+            if status != 200:
+                raise Lost(f"HTTP {status} to {path}")
+            yield conn.lines(fields)
+        finally:
+            conn.close()
+
     def _answered(self, ep: Endpoint) -> None:
         self._next, self._current = ep.index, ep
         if self._state != "up":
-            log.info("%s etcd (v2 API) at %s", "reconnected to" if self._ever_up else "connected to", ep.url)
+            self.log.info(
+                "%s %s at %s", "reconnected to" if self._ever_up else "connected to", self.label, ep.url
+            )
             self._state, self._ever_up = "up", True
         self.down_since = None
 
     def _failed(self, ep: Endpoint, why: str) -> None:
         self._next = (ep.index + 1) % len(self.endpoints)
         if self._state == "up" and ep == self._current:
-            log.warning("lost connection to etcd (v2 API) at %s: %s", ep.url, why)
+            self.log.warning("lost connection to %s at %s: %s", self.label, ep.url, why)
             self._state = "down"
             self.down_since = time.monotonic()
 
+    def failed(self, ep: Endpoint, why: str) -> None:
+        """A stream to ``ep`` broke: the next attempt starts with the next endpoint."""
+        self._idle.pop(ep.index, None)
+        self._failed(ep, why)
+
     def mark_unreachable(self, why: object) -> None:
         if self._state != "down":
-            log.warning("etcd (v2 API) unreachable, retrying with backoff: %s", why)
+            self.log.warning("%s unreachable, retrying with backoff: %s", self.label, why)
             self._state = "down"
         if self.down_since is None:
             self.down_since = time.monotonic()
