@@ -18,7 +18,7 @@ import pytest
 
 from confpy.stores.base import Change, Changes, Resync, StoreUnreachable
 from confpy.stores.endpoints import parse_endpoint
-from confpy.stores.etcd import EtcdRefused, EtcdStore
+from confpy.stores.etcd import EtcdStore, Refused
 from tests.support.etcd_server import EtcdCluster, EtcdServer, free_ports
 from tests.support.watching import Recorder, off
 
@@ -149,20 +149,18 @@ def test_snapshot_reads_all_prefixes_at_the_first_reads_revision(etcd: EtcdServe
 
     async def main() -> Any:
         async with opened([etcd.endpoint]) as store:
-            conn = await store._connector.connect()
-            real = conn.kv
+            real = store._transport.range
             reads = 0
 
-            class KV:
-                async def Range(self, request: Any, **kwargs: Any) -> Any:  # noqa: N802 (gRPC's name)
-                    nonlocal reads
-                    resp = await real.Range(request, **kwargs)
-                    if reads == 0:
-                        etcd.put(p + "b/x", "2")  # after the first read, before the second
-                    reads += 1
-                    return resp
+            async def range_(start: bytes, end: bytes, revision: int) -> Any:
+                nonlocal reads
+                answer = await real(start, end, revision)
+                if reads == 0:
+                    await off(etcd.put, p + "b/x", "2")  # after the first read, before the second
+                reads += 1
+                return answer
 
-            conn.kv = KV()
+            store._transport.range = range_  # type: ignore[method-assign]
             return await store.snapshot([p + "a/", p + "b/"]), reads
 
     snap, reads = run(main())
@@ -387,10 +385,10 @@ def test_frozen_single_endpoint_is_noticed_and_followed_after_resume(
             await rec.wait_revision(r2, 15)
             await rec.stop()
             assert_once_each(rec)
-            assert noticed < 10, noticed  # keepalive: 5.5 s between pings + 2.5 s for the answer
+            assert noticed < 10, noticed  # heartbeat: 5 s between two + 2.5 s for the answer
 
     run(main())
-    assert "ping timeout" in messages(log, "lost connection to etcd")[0]
+    assert "stopped answering its heartbeat" in messages(log, "lost connection to etcd")[0]
     assert len(messages(log, "reconnected to etcd")) == 1
 
 
@@ -488,15 +486,15 @@ def test_username_and_password(etcd_factory: Callable[..., EtcdServer]) -> None:
 
         async with opened([srv.endpoint], username="root", password="wrong", connect_timeout=2) as store:
             t0 = time.monotonic()
-            with pytest.raises(EtcdRefused, match=r"refused user 'root'.*authentication failed"):
+            with pytest.raises(Refused, match=r"refused user 'root'.*authentication failed"):
                 await store.snapshot(["/auth/"])
-            with pytest.raises(EtcdRefused, match="authentication failed"):
+            with pytest.raises(Refused, match="authentication failed"):
                 async for _ in store.watch(["/auth/"], snap.revision):
                     pass
             assert time.monotonic() - t0 < 2  # no retrying of a wrong password
 
         async with opened([srv.endpoint]) as store:
-            with pytest.raises(EtcdRefused, match="user name is empty"):
+            with pytest.raises(Refused, match="user name is empty"):
                 await store.snapshot(["/auth/"])
 
     run(main())

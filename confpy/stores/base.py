@@ -59,6 +59,14 @@ class StoreUnreachable(StoreError):
     """No endpoint answered within the configured time."""
 
 
+class Lost(StoreError):
+    """An endpoint, or a watch on it, is unusable: try again, maybe elsewhere."""
+
+
+class Refused(StoreError):
+    """The store refused the request itself (credentials, permissions): no retry would help."""
+
+
 @runtime_checkable
 class Store(Protocol):
     """A key-value backend. Implementations: file, env, memory, etcd."""

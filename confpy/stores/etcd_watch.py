@@ -1,4 +1,4 @@
-"""The etcd store's watch: one watcher per prefix on one gRPC stream, each transaction
+"""The etcd store's watch: one watcher per prefix on one watch stream, each transaction
 handed on whole at its revision.
 
 Watching only the prefixes the resources read (not one range from the lowest to the
@@ -20,35 +20,18 @@ change it already has, and nothing is lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
-
-import grpc
-from aetcd import rpc
 
 from confpy.keys import covered_by_any
-from confpy.stores.base import Change, Changes
-from confpy.stores.etcd_connection import Connection, EtcdRefused, Lost
+from confpy.stores.base import Change, Changes, Lost, Refused
+from confpy.stores.etcd_transport import Compacted, WatchQueue
 
 #: Quiet time after which the revisions gathered so far are complete.
 SETTLE = 0.005
 #: The longest a revision is held while the stream keeps talking.
 MAX_HOLD = 0.02
-# Makes etcd end the watch when its member loses the leader (as etcd's own client
-# does): a member cut off from the quorum would otherwise look alive and stay silent.
-_REQUIRE_LEADER = (("hasleader", "true"),)
-_ENCODING_ERRORS = "surrogateescape"
-
-
-class Compacted(Exception):
-    """etcd no longer has the history the watch asked for."""
-
-    def __init__(self, compact_revision: int) -> None:
-        super().__init__(compact_revision)
-        self.compact_revision = compact_revision
 
 
 class Reassembler:
@@ -81,103 +64,64 @@ class Reassembler:
         return max(self._by_revision, default=0)
 
 
-def _decode(b: bytes) -> str:
-    return b.decode("utf-8", _ENCODING_ERRORS)
-
-
 async def follow(
-    conn: Connection,
-    ranges: Sequence[tuple[bytes, bytes]],
-    wanted: Sequence[str],
-    start: int,
-    create_timeout: float,
+    responses: WatchQueue, watchers: int, wanted: Sequence[str], start: int, create_timeout: float
 ) -> AsyncIterator[tuple[Changes, int]]:
-    """Changes under ``wanted`` from revision ``start`` on, one batch per revision, over
-    one watcher per ``[key, range_end)`` of ``ranges``, each with the revision after
-    which a new watch may resume. Raises :class:`Compacted`, :class:`Lost` or
-    :class:`EtcdRefused`, or gRPC's errors."""
-    call = conn.watch.Watch(metadata=conn.metadata + _REQUIRE_LEADER)
-    responses: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def read() -> None:
-        try:
-            while True:
-                resp = await call.read()
-                responses.put_nowait(resp)
-                if resp is grpc.aio.EOF:
-                    return
-        except BaseException as exc:  # a lost stream, a closed channel: the watch's to raise
-            responses.put_nowait(exc)
-            raise
-
-    reader = asyncio.create_task(read())
-    try:
-        for key, end in ranges:
-            create = rpc.WatchCreateRequest(key=key, range_end=end, start_revision=start)
-            await call.write(rpc.WatchRequest(create_request=create))
-        pending = Reassembler()
-        safe = start - 1
-        created = 0
-        stretched = 0  # quiet periods waited again because the process was descheduled
-        deadline = time.monotonic() + create_timeout
-        while True:
-            if created == len(ranges) and pending and time.monotonic() - pending.since >= MAX_HOLD:
-                # Never quiet: what is older than the newest revision seen is complete.
-                for batch in pending.take(below=pending.newest):
-                    yield batch, safe
-            if not responses.empty():
-                resp = responses.get_nowait()
+    """Changes under ``wanted`` from revision ``start`` on, one batch per revision, from
+    the answers of ``watchers`` watchers put on ``responses`` (an exception put there
+    is raised), each batch with the revision after which a new watch may resume.
+    Raises :class:`Compacted`, :class:`Lost` or :class:`Refused`."""
+    pending = Reassembler()
+    safe = start - 1
+    created = 0
+    stretched = 0  # quiet periods waited again because the process was descheduled
+    deadline = time.monotonic() + create_timeout
+    while True:
+        if created == watchers and pending and time.monotonic() - pending.since >= MAX_HOLD:
+            # Never quiet: what is older than the newest revision seen is complete.
+            for batch in pending.take(below=pending.newest):
+                yield batch, safe
+        if not responses.empty():
+            resp = responses.get_nowait()
+        else:
+            wait: float | None
+            if created < watchers:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    raise Lost("etcd did not create the watch in time")
             else:
-                wait: float | None
-                if created < len(ranges):
-                    wait = deadline - time.monotonic()
-                    if wait <= 0:
-                        raise Lost("etcd did not create the watch in time")
-                else:
-                    wait = SETTLE if pending else None
-                waited = time.monotonic()
-                try:
-                    resp = await (
-                        responses.get() if wait is None else asyncio.wait_for(responses.get(), wait)
-                    )
-                except TimeoutError:
-                    late = time.monotonic() - waited > 2 * SETTLE and stretched < 3
-                    await asyncio.sleep(0)  # a response the reader has in hand is not "quiet"
-                    if late:  # this process was not running: the quiet was not ours to see
-                        stretched += 1
-                        continue
-                    if created == len(ranges) and responses.empty():
-                        batches = pending.take()
-                        safe = batches[-1].revision if batches else safe
-                        for batch in batches:
-                            yield batch, safe
+                wait = SETTLE if pending else None
+            waited = time.monotonic()
+            try:
+                resp = await (responses.get() if wait is None else asyncio.wait_for(responses.get(), wait))
+            except TimeoutError:
+                late = time.monotonic() - waited > 2 * SETTLE and stretched < 3
+                await asyncio.sleep(0)  # a response the reader has in hand is not "quiet"
+                if late:  # this process was not running: the quiet was not ours to see
+                    stretched += 1
                     continue
-                stretched = 0
-            if isinstance(resp, BaseException):
-                raise resp
-            if resp is grpc.aio.EOF:
-                raise Lost("etcd ended the watch stream")
-            if resp.created:
-                created += 1
-                if resp.canceled:
-                    why = f"etcd at {conn.endpoint.url} refused the watch: {resp.cancel_reason}"
-                    raise (EtcdRefused if "permission denied" in resp.cancel_reason else Lost)(why)
+                if created == watchers and responses.empty():
+                    batches = pending.take()
+                    safe = batches[-1].revision if batches else safe
+                    for batch in batches:
+                        yield batch, safe
                 continue
-            if resp.compact_revision:
-                raise Compacted(int(resp.compact_revision))
+            stretched = 0
+        if isinstance(resp, BaseException):
+            raise resp
+        if resp.created:
+            created += 1
             if resp.canceled:
-                raise Lost(f"etcd cancelled the watch: {resp.cancel_reason}")
-            arrived = time.monotonic()
-            for rev, events in itertools.groupby(resp.events, lambda ev: ev.kv.mod_revision):
-                changes = [
-                    Change(name, None if ev.type == rpc.Event.DELETE else _decode(ev.kv.value))
-                    for ev in events
-                    if covered_by_any(wanted, name := _decode(ev.kv.key))  # ranges hold siblings (K-b)
-                ]
-                if changes:
-                    pending.add(int(rev), changes, arrived)
-    finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, Exception):
-            await reader
-        call.cancel()
+                why = f"etcd refused the watch: {resp.cancel_reason}"
+                raise (Refused if "permission denied" in why else Lost)(why)
+            continue
+        if resp.compact_revision:
+            raise Compacted(resp.compact_revision)
+        if resp.canceled:
+            raise Lost(f"etcd cancelled the watch: {resp.cancel_reason}")
+        arrived = time.monotonic()
+        for rev, group in itertools.groupby(resp.events, lambda ev: ev[0]):
+            # The ranges also hold siblings of the prefixes, such as K-b for K/.
+            changes = [Change(key, value) for _, key, value in group if covered_by_any(wanted, key)]
+            if changes:
+                pending.add(rev, changes, arrived)

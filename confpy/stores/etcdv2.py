@@ -24,9 +24,9 @@ from typing import Any
 
 from confpy.backoff import Backoff
 from confpy.keys import collapse, covered_by_any, covers
-from confpy.stores.base import Change, Changes, Resync, Snapshot, StoreError, WatchEvent
+from confpy.stores.base import Change, Changes, Lost, Refused, Resync, Snapshot, StoreError, WatchEvent
 from confpy.stores.endpoints import checked_settings
-from confpy.stores.http_client import HttpClient, Lost, Refused, Response, reason
+from confpy.stores.http_client import HttpClient, Response, reason
 
 __all__ = ["EtcdV2Store", "Refused"]
 

@@ -23,20 +23,12 @@ from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 from confpy.stores import http_wire as wire
-from confpy.stores.base import StoreError, StoreUnreachable
+from confpy.stores.base import Lost, Refused, StoreError, StoreUnreachable
 from confpy.stores.endpoints import split_endpoint
 
 _MAX_HEADER_BYTES = 64 * 1024
 #: The longest line of a streamed answer: one watch response (a 1 MiB value, base64).
 _MAX_STREAM_LINE = 64 * 1024 * 1024
-
-
-class Refused(StoreError):
-    """etcd refused the request itself (credentials, permissions): retrying would not help."""
-
-
-class Lost(StoreError):
-    """An endpoint stopped answering, or answered something that is not HTTP."""
 
 
 class _Quiet(Exception):
@@ -205,6 +197,7 @@ class HttpClient:
         self._headers = dict(headers or {})
         self.connect_timeout = connect_timeout
         self._idle: dict[int, _Connection] = {}
+        self._streams: set[_Connection] = set()  # open streams, ended by close()
         self._next = 0  # the endpoint the next attempt starts with
         self._current: Endpoint | None = None
         self._state: Literal["new", "up", "down"] = "new"
@@ -303,6 +296,13 @@ class HttpClient:
                 conn.close()
         return response
 
+    async def ask(
+        self, ep: Endpoint, method: str, path: str, timeout: float, body: bytes, headers: Mapping[str, str]
+    ) -> Response:
+        """One request to ``ep`` itself, no other endpoint tried (a heartbeat)."""
+        sent = {**self._headers, **headers}
+        return await self._send(ep, method, quote(path, safe="/"), sent, body, timeout, long_poll=False)
+
     @contextlib.asynccontextmanager
     async def stream(
         self, ep: Endpoint, method: str, path: str, body: bytes, headers: Mapping[str, str] | None = None
@@ -310,6 +310,7 @@ class HttpClient:
         """An answer read line by line as it comes, on a connection of its own to ``ep``
         (closed on exit). Raises :class:`Lost` for an answer that is not 200."""
         conn = await self._open(ep)
+        self._streams.add(conn)
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, status, fields = await conn.head(
@@ -319,6 +320,7 @@ class HttpClient:
                 raise Lost(f"HTTP {status} to {path}")
             yield conn.lines(fields)
         finally:
+            self._streams.discard(conn)
             conn.close()
 
     def _answered(self, ep: Endpoint) -> None:
@@ -351,7 +353,7 @@ class HttpClient:
 
     async def close(self) -> None:
         self.closed.set()
-        for conn in self._idle.values():
+        for conn in [*self._idle.values(), *self._streams]:
             conn.close()
         self._idle.clear()
         await asyncio.sleep(0)  # let the transports finish closing
@@ -360,4 +362,6 @@ class HttpClient:
 def reason(e: BaseException) -> str:
     if isinstance(e, TimeoutError):
         return "no answer in time"
+    if isinstance(e, ConnectionRefusedError):
+        return "Connection refused"  # asyncio says "Connect call failed ('127.0.0.1', 2379)"
     return str(e) or type(e).__name__
