@@ -4,6 +4,15 @@ CPU of the confpy process (user + system, all threads; psutil ``cpu_times`` delt
 over a 30 s window after startup has settled, as % of one core, for N = 10,000 and
 1,000 peer keys; its RSS at the end of the window; etcd's CPU over the same window.
 Also plain ``-watch`` (no reconcile timer) at N = 10,000 for comparison.
+
+*Unread puts* (issue 17): one ``confpy -watch -sync-only`` with the repo's BIRD conf.d
+(node1 of a 100-node cluster) while 20,000 puts go to keys under /calico that no
+resource reads (Felix's workload endpoints under /calico/v1/host/, IPAM allocation
+blocks under /calico/ipam/v2/assignment/: both sort between the BIRD prefixes). Once in
+transactions of 128 puts, once as 20,000 separate puts (256 in flight on one channel).
+Measured: the daemon's CPU (psutil cpu_times, user + system, all threads) from before
+the first put until 1 s after the last acknowledgement, beside its CPU over an idle
+window of the same length just before; and that none of the six files was replaced.
 """
 
 from __future__ import annotations
@@ -14,12 +23,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Daemon, Options, confpy_cmd, confpy_env, cpu_ns, log, mib, workdir, write_result
-from bench.data import PEER_PREFIX, PEERS_DEST, peer_line, peers, peers_confdir
-from bench.etcd import etcd_server, load
+from bench import common
+from bench.common import Daemon, Options, confpy_cmd, confpy_env, cpu_ns, log, mib, ms, workdir, write_result
+from bench.data import (
+    BIRD_CONFIG_DIR,
+    BIRD_FILES,
+    PEER_PREFIX,
+    PEERS_DEST,
+    cluster,
+    peer_line,
+    peers,
+    peers_confdir,
+    pool_key,
+    pool_value,
+    unread_calico_keys,
+)
+from bench.etcd import KV, MAX_TXN_OPS, etcd_server, load
 from bench.inotify import FileWatch, holding
 
 SETTLE = 3.0
+UNREAD_PUTS = 20_000
+UNREAD_NODES = 100
+IN_FLIGHT = 256
 
 
 async def idle_run(
@@ -78,6 +103,72 @@ async def idle_run(
     }
 
 
+async def unread_puts(endpoint: str, etcd_pid: int, tmp: Path) -> dict[str, Any]:
+    """20,000 puts no resource reads, in transactions and one by one: confpy's CPU."""
+    out = tmp / "out-unread"
+    files = [out / BIRD_CONFIG_DIR.relative_to("/") / f for f in BIRD_FILES]
+    watch = FileWatch(files)
+    watch.start()
+    cmd = confpy_cmd(
+        "-watch", "-sync-only", f"-node={endpoint}", f"-confdir={common.SOURCE.root}",
+        f"-dest-root={out}", "-node-name=node1", "-log-level=warning",
+    )  # fmt: skip
+    daemon = Daemon(cmd, confpy_env({"BIRD_FLAVOR": "stock"}), tmp / "confpy-unread.log").start()
+    result: dict[str, Any] = {"puts": UNREAD_PUTS, "nodes": UNREAD_NODES, "modes": {}}
+    try:
+        await watch.wait_all(files, lambda text: bool(text), timeout=60)
+        await asyncio.sleep(SETTLE)
+        async with KV(endpoint) as kv:
+            for mode in ("transactions", "separate puts"):
+                items = unread_calico_keys(UNREAD_NODES, UNREAD_PUTS)  # an equal value is an event too
+                events0 = len(watch.events)
+                e0, t0 = cpu_ns(etcd_pid), time.perf_counter()
+                c0, n0 = daemon.cpu(), cpu_ns(daemon.pid)
+                if mode == "transactions":
+                    await kv.put_many(items)
+                else:
+                    for i in range(0, len(items), IN_FLIGHT):
+                        await asyncio.gather(*(kv.put(k, v) for k, v in items[i : i + IN_FLIGHT]))
+                t_last = time.perf_counter()
+                await asyncio.sleep(1.0)
+                window = time.perf_counter() - t0
+                cpu, cpu_fine = daemon.cpu() - c0, (cpu_ns(daemon.pid) - n0) / 1e9
+                etcd_cpu = (cpu_ns(etcd_pid) - e0) / 1e9
+                # The same length of nothing, for the floor (gRPC keepalives, timers).
+                i0 = daemon.cpu()
+                await asyncio.sleep(window)
+                idle_cpu = daemon.cpu() - i0
+                r = {
+                    "txns": -(-len(items) // MAX_TXN_OPS) if mode == "transactions" else 0,
+                    "puts_s": t_last - t0,
+                    "window_s": window,
+                    "confpy_cpu_s": cpu,
+                    "confpy_cpu_s_schedstat": cpu_fine,  # ns, threads alive at both ends
+                    "confpy_idle_cpu_s_same_window": idle_cpu,
+                    "etcd_cpu_s": etcd_cpu,
+                    "files_replaced": len(watch.events) - events0,
+                }
+                result["modes"][mode] = r
+                log(
+                    f"   {UNREAD_PUTS} unread /calico puts, {mode:<13}: {r['puts_s']:.1f} s of puts;"
+                    f" confpy CPU {ms(cpu)} (schedstat {ms(cpu_fine)}) over {window:.1f} s"
+                    f" (idle floor {ms(idle_cpu)});"
+                    f" files replaced {r['files_replaced']}; etcd CPU {etcd_cpu:.1f} s"
+                )
+            # Control: the daemon is still watching: a pool reaches bird_ipam.cfg.
+            t0 = time.perf_counter()
+            await kv.put(pool_key("100.99.0.0/16"), pool_value("100.99.0.0/16"))
+            await watch.wait(files[1], holding("100.99.0.0/16"), timeout=30)
+            result["control_pool_s"] = time.perf_counter() - t0
+        result["rss_bytes_end"] = daemon.rss()
+        if not daemon.alive():
+            raise RuntimeError(f"confpy exited:\n{daemon.log_text()[-2000:]}")
+    finally:
+        daemon.stop()
+        watch.close()
+    return result
+
+
 def run(opts: Options) -> dict[str, Any]:
     window = 10.0 if opts.quick else 30.0
     cases = [(10_000, True), (1_000, True)] + ([] if opts.quick else [(10_000, False)])
@@ -100,5 +191,8 @@ def run(opts: Options) -> dict[str, Any]:
                 f"  RSS {mib(r['rss_bytes_end'])} (peak {mib(r['peak_rss_bytes'])}),"
                 f" {r['threads']} threads; etcd {r['etcd_cpu_percent']:.2f} %"
             )
+        log(f"   unread puts: node1 of a {UNREAD_NODES}-node cluster, the repo's conf.d, -sync-only")
+        load(etcd.endpoint, cluster(UNREAD_NODES))
+        results["unread_puts"] = asyncio.run(unread_puts(etcd.endpoint, etcd.pid, tmp))
     write_result(opts, "idle", results)
     return results
