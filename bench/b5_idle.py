@@ -5,6 +5,9 @@ over a 30 s window after startup has settled, as % of one core, for N = 10,000 a
 1,000 peer keys; its RSS at the end of the window; etcd's CPU over the same window.
 Also plain ``-watch`` (no reconcile timer) at N = 10,000 for comparison.
 
+With ``CONFD_BIN``: Go confd on the same data and template, ``-interval 1`` (confd polls:
+no watch) and ``-watch``, each case right after confpy's, with the ratios.
+
 *Unread puts* (issue 17): one ``confpy -watch -sync-only`` with the repo's BIRD conf.d
 (node1 of a 100-node cluster) while 20,000 puts go to keys under /calico that no
 resource reads (Felix's workload endpoints under /calico/v1/host/, IPAM allocation
@@ -23,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import common
+from bench import common, confd
 from bench.common import Daemon, Options, confpy_cmd, confpy_env, cpu_ns, log, mib, ms, workdir, write_result
 from bench.data import (
     BIRD_CONFIG_DIR,
@@ -48,21 +51,29 @@ IN_FLIGHT = 256
 
 
 async def idle_run(
-    endpoint: str, etcd_pid: int, tmp: Path, n: int, interval: bool, window: float
+    endpoint: str, etcd_pid: int, tmp: Path, n: int, interval: bool, window: float, go: str | None = None
 ) -> dict[str, Any]:
-    confdir = peers_confdir(tmp / "conf")
-    tag = f"{n}-{'interval' if interval else 'watch'}"
+    tag = f"{'confd' if go else 'confpy'}-{n}-{'interval' if interval else 'watch'}"
     out = tmp / f"out-{tag}"
-    dest = out / PEERS_DEST.relative_to("/")
+    if go is None:
+        confdir = peers_confdir(tmp / "conf")
+        dest = out / PEERS_DEST.relative_to("/")
+        args = ["-watch", *(["-interval=1"] if interval else [])]
+        cmd = confpy_cmd(
+            *args, f"-node={endpoint}", f"-confdir={confdir}", f"-dest-root={out}", "-node-name=bench",
+            "-log-level=warning",
+        )  # fmt: skip
+        env = confpy_env()
+    else:
+        dest = out / "peers.conf"
+        confdir = confd.peers_confdir(tmp / f"conf-{tag}", dest)
+        mode = "-interval=1" if interval else "-watch"  # confd's -interval polls; it has no reconcile
+        cmd = confd.confd_cmd(go, mode, f"-node={endpoint}", f"-confdir={confdir}", "-log-level=warning")
+        env = confd.confd_env()
     dest.parent.mkdir(parents=True, exist_ok=True)
     watch = FileWatch([dest])
     watch.start()
-    args = ["-watch", *(["-interval=1"] if interval else [])]
-    cmd = confpy_cmd(
-        *args, f"-node={endpoint}", f"-confdir={confdir}", f"-dest-root={out}", "-node-name=bench",
-        "-log-level=warning",
-    )  # fmt: skip
-    daemon = Daemon(cmd, confpy_env(), tmp / f"confpy-{tag}.log").start()
+    daemon = Daemon(cmd, env, tmp / f"{tag}.log").start()
     try:
         await watch.wait(dest, holding(peer_line(n - 1, 64512)), timeout=60)
         await asyncio.sleep(SETTLE)
@@ -83,7 +94,7 @@ async def idle_run(
         threads = daemon.ps.num_threads() if daemon.ps else 0
         replaced = len(watch.events)
         if not daemon.alive():
-            raise RuntimeError(f"confpy exited:\n{daemon.log_text()[-2000:]}")
+            raise RuntimeError(f"{tag} exited:\n{daemon.log_text()[-2000:]}")
     finally:
         daemon.stop()
         watch.close()
@@ -173,7 +184,8 @@ def run(opts: Options) -> dict[str, Any]:
     window = 10.0 if opts.quick else 30.0
     cases = [(10_000, True), (1_000, True)] + ([] if opts.quick else [(10_000, False)])
     log(f"== 5. idle, {window:g} s window after {SETTLE:g} s settling")
-    results: dict[str, Any] = {"window_s": window, "cases": {}}
+    go = confd.binary()
+    results: dict[str, Any] = {"window_s": window, "cases": {}, "confd": go}
     with workdir("idle") as tmp, etcd_server(tmp) as etcd:
         assert etcd.pid is not None
         loaded = 0
@@ -181,16 +193,29 @@ def run(opts: Options) -> dict[str, Any]:
             if n != loaded:
                 load(etcd.endpoint, peers(n), clear=PEER_PREFIX)
                 loaded = n
-            r = asyncio.run(idle_run(etcd.endpoint, etcd.pid, tmp, n, interval, window))
-            name = f"N={n} {'-watch -interval 1' if interval else '-watch'}"
-            results["cases"][name] = r
-            log(
-                f"   {name:<28} CPU {r['cpu_percent']:.2f} % of a core"
-                f" (1 s max {r['cpu_percent_1s_max']:.1f} %,"
-                f" median {statistics.median(r['cpu_percent_per_second']):.2f} %)"
-                f"  RSS {mib(r['rss_bytes_end'])} (peak {mib(r['peak_rss_bytes'])}),"
-                f" {r['threads']} threads; etcd {r['etcd_cpu_percent']:.2f} %"
-            )
+            for who in ("confpy", "confd") if go else ("confpy",):
+                binary = go if who == "confd" else None
+                r = asyncio.run(idle_run(etcd.endpoint, etcd.pid, tmp, n, interval, window, binary))
+                if who == "confpy":
+                    name = f"N={n} {'-watch -interval 1' if interval else '-watch'}"
+                else:
+                    name = f"confd N={n} {'-interval 1' if interval else '-watch'}"
+                results["cases"][name] = r
+                log(
+                    f"   {name:<28} CPU {r['cpu_percent']:.2f} % of a core"
+                    f" (1 s max {r['cpu_percent_1s_max']:.1f} %,"
+                    f" median {statistics.median(r['cpu_percent_per_second']):.2f} %)"
+                    f"  RSS {mib(r['rss_bytes_end'])} (peak {mib(r['peak_rss_bytes'])}),"
+                    f" {r['threads']} threads; etcd {r['etcd_cpu_percent']:.2f} %"
+                )
+            if go:
+                mine = results["cases"][f"N={n} {'-watch -interval 1' if interval else '-watch'}"]
+                log(
+                    f"   {'':<28} confpy/confd: CPU {confd.ratio(mine['cpu_percent'], r['cpu_percent'])},"
+                    f" RSS {confd.ratio(mine['rss_bytes_end'], r['rss_bytes_end'])}"
+                )
+        if go is None:
+            confd.say_recorded("-interval 1 CPU N=10000", "-interval 1 RSS N=10000")
         log(f"   unread puts: node1 of a {UNREAD_NODES}-node cluster, the repo's conf.d, -sync-only")
         load(etcd.endpoint, cluster(UNREAD_NODES))
         results["unread_puts"] = asyncio.run(unread_puts(etcd.endpoint, etcd.pid, tmp))

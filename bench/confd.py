@@ -90,4 +90,4 @@ def peers_confdir(root: Path, dest: Path, *, reload_cmd: str | None = None) -> P
 
 def ratio(confpy: float, confd: float) -> str:
     """confpy / confd, as ``×1.23``."""
-    return "—" if not confd else f"×{confpy / confd:.2f}"
+    return "—" if not confd else f"×{confpy / confd:.3g}"
