@@ -20,7 +20,15 @@ from typing import Any
 import grpc
 from aetcd import rpc
 
-from tests.support.etcd_server import ETCD, HOST, EtcdCluster, EtcdServer, free_ports
+from tests.support.etcd_server import (
+    ELECTION_MS,
+    ETCD,
+    HEARTBEAT_MS,
+    HOST,
+    EtcdCluster,
+    EtcdServer,
+    free_ports,
+)
 
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 
@@ -81,10 +89,12 @@ class KV:
 
 
 @contextlib.contextmanager
-def etcd_cluster(workdir: Path, size: int = 3) -> Iterator[EtcdCluster]:
+def etcd_cluster(
+    workdir: Path, size: int = 3, *, heartbeat_ms: int = HEARTBEAT_MS, election_ms: int = ELECTION_MS
+) -> Iterator[EtcdCluster]:
     """``size`` etcd members on free loopback ports (data dirs under ``workdir``), all
-    stopped by their PIDs on exit."""
-    cluster = EtcdCluster(size, workdir / "etcd")
+    stopped by their PIDs on exit; raft timers as given (default: the tests' short ones)."""
+    cluster = EtcdCluster(size, workdir / "etcd", heartbeat_ms=heartbeat_ms, election_ms=election_ms)
     try:
         cluster.start(timeout=30)
         yield cluster

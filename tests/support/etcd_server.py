@@ -155,6 +155,8 @@ class EtcdServer:
         peer_port: int | None = None,
         initial_cluster: str | None = None,
         cluster_token: str = "confpy-test",
+        heartbeat_ms: int = HEARTBEAT_MS,
+        election_ms: int = ELECTION_MS,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="etcdlab-")) if workdir is None else workdir
@@ -166,6 +168,8 @@ class EtcdServer:
         self.peer_port = peer_port or ports[1]
         self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
         self.cluster_token = cluster_token
+        self.heartbeat_ms = heartbeat_ms
+        self.election_ms = election_ms
         self.data_dir = self.workdir / f"{name}.data"
         self.log_path = self.workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -222,9 +226,9 @@ class EtcdServer:
             "--initial-cluster-state",
             "new",
             "--heartbeat-interval",
-            str(HEARTBEAT_MS),
+            str(self.heartbeat_ms),
             "--election-timeout",
-            str(ELECTION_MS),
+            str(self.election_ms),
             "--logger",
             "zap",
             "--log-level",
@@ -424,7 +428,15 @@ class EtcdServer:
 class EtcdCluster:
     """``size`` members on loopback forming one cluster."""
 
-    def __init__(self, size: int = 3, workdir: Path | None = None, *, tls: TLSFiles | None = None) -> None:
+    def __init__(
+        self,
+        size: int = 3,
+        workdir: Path | None = None,
+        *,
+        tls: TLSFiles | None = None,
+        heartbeat_ms: int = HEARTBEAT_MS,
+        election_ms: int = ELECTION_MS,
+    ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="etcdlab-cluster-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -441,6 +453,8 @@ class EtcdCluster:
                 peer_port=ports[2 * i + 1],
                 initial_cluster=initial,
                 cluster_token=token,
+                heartbeat_ms=heartbeat_ms,
+                election_ms=election_ms,
             )
             for i, n in enumerate(names)
         ]
