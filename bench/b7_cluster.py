@@ -161,6 +161,10 @@ class Fleet:
     def lost_connections(self) -> int:
         return sum(d.log_text().count("lost connection to etcd") for d in self.daemons)
 
+    def logs_mentioning(self, text: str) -> int:
+        """How many watchers' logs mention ``text``."""
+        return sum(text in d.log_text() for d in self.daemons)
+
 
 def _watch_counts(cluster: EtcdCluster) -> list[dict[str, Any]]:
     out = []
@@ -433,6 +437,13 @@ async def run_mode(
             if dead:
                 raise RuntimeError(f"{len(dead)} watchers exited early: {dead[:5]}")
         result["peak_rss_bytes"] = summary([d.peak_rss for d in fleet.daemons])
+        # Over the whole mode: watchers that lost their connection at least once, and
+        # those that a server sent away for pinging too often (gRPC keepalive policy).
+        result["watchers_logging"] = {
+            "lost connection": fleet.logs_mentioning("lost connection to etcd"),
+            "too_many_pings": fleet.logs_mentioning("too_many_pings"),
+        }
+        log(f"   [{mode}] watchers whose log mentions: {result['watchers_logging']}")
     finally:
         watch.close()
     return result
