@@ -139,10 +139,13 @@ def run(opts: Options) -> dict[str, Any]:
                 go_runs: list[dict[str, Any]] = []
                 for rep in range(reps):
                     for who in ("confpy", "confd") if go else ("confpy",):
+                        # confd's own seed: the same one would put values that confpy's run
+                        # already left in etcd (and so in confd's first file).
+                        seed = rep + (100 if who == "confd" else 0)
                         r = asyncio.run(
                             one_run(
                                 etcd.endpoint, n, confdir, tmp / f"out-{who}-{n}-{rep}",
-                                tmp / f"{who}-{n}-{rep}.log", CHANGES, seed=rep,
+                                tmp / f"{who}-{n}-{rep}.log", CHANGES, seed=seed,
                                 go=go if who == "confd" else None,
                             )
                         )  # fmt: skip
