@@ -155,8 +155,6 @@ class EtcdServer:
         peer_port: int | None = None,
         initial_cluster: str | None = None,
         cluster_token: str = "confpy-test",
-        heartbeat_ms: int = HEARTBEAT_MS,
-        election_ms: int = ELECTION_MS,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="etcdlab-")) if workdir is None else workdir
@@ -168,14 +166,17 @@ class EtcdServer:
         self.peer_port = peer_port or ports[1]
         self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
         self.cluster_token = cluster_token
-        self.heartbeat_ms = heartbeat_ms
-        self.election_ms = election_ms
         self.data_dir = self.workdir / f"{name}.data"
         self.log_path = self.workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.paused = False
         #: (user, password) for etcdctl once auth is enabled.
         self.auth: tuple[str, str] | None = None
+
+    #: Raft timers (``--heartbeat-interval`` / ``--election-timeout``); set others on the
+    #: instance before :meth:`start`, as :class:`EtcdCluster` does when asked.
+    heartbeat_ms: int = HEARTBEAT_MS
+    election_ms: int = ELECTION_MS
 
     # -- addresses ---------------------------------------------------------------
     @property
@@ -453,11 +454,11 @@ class EtcdCluster:
                 peer_port=ports[2 * i + 1],
                 initial_cluster=initial,
                 cluster_token=token,
-                heartbeat_ms=heartbeat_ms,
-                election_ms=election_ms,
             )
             for i, n in enumerate(names)
         ]
+        for m in self.members:
+            m.heartbeat_ms, m.election_ms = heartbeat_ms, election_ms
 
     @property
     def endpoints(self) -> list[str]:
