@@ -1,4 +1,4 @@
-"""``python -m bench [all|onetime|bird|watch|burst|idle|fleet|profile ...] [--quick] [--reps N]``."""
+"""``python -m bench [all|onetime|bird|watch|burst|idle|fleet|cluster|profile ...] [--quick] [--reps N]``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ BENCHMARKS = {
     "idle": "bench.b5_idle",
     "fleet": "bench.b6_fleet",
 }
+# Run only when named: minutes and gigabytes (150 watchers on a 3-member etcd cluster).
+HEAVY = {"cluster": "bench.b7_cluster"}
 EXTRA = {"profile": "bench.hotspots", "summary": "bench.report", "render": "bench.render_bird"}
 
 
@@ -27,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         "names",
         nargs="*",
         default=["all"],
-        help=f"all (the six benchmarks, summary, profile), {', '.join(BENCHMARKS)}, summary, profile, render",
+        help=(
+            f"all (the six benchmarks, summary, profile), {', '.join([*BENCHMARKS, *HEAVY])},"
+            " summary, profile, render"
+        ),
     )
     p.add_argument("--quick", action="store_true", help="fewer repetitions, shorter windows")
     p.add_argument("--reps", type=int, help="repetitions per case (overrides each benchmark's default)")
@@ -41,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.names:
         if n == "all":
             names += [*BENCHMARKS, "summary", "profile"]
-        elif n in BENCHMARKS or n in EXTRA:
+        elif n in BENCHMARKS or n in EXTRA or n in HEAVY:
             names.append(n)
         else:
             p.error(f"unknown benchmark {n!r}")
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     start = time.monotonic()
     for name in names:
-        module = importlib.import_module(BENCHMARKS.get(name) or EXTRA[name])
+        module = importlib.import_module(BENCHMARKS.get(name) or HEAVY.get(name) or EXTRA[name])
         t0 = time.monotonic()
         try:
             module.run(opts)

@@ -4,6 +4,8 @@ Wall time of the whole process (fork, interpreter start, imports, read, render, 
 exit) and its peak RSS, N = 100 / 1,000 / 10,000. "fresh": the destination does not
 exist (render + stage + write); "in sync": it already holds the result (render +
 compare, nothing written). Baselines: ``python -c pass`` and ``confpy --version``.
+With ``CONFD_BIN``: Go confd on the same etcd data and the same template (bench/confd.py),
+fresh and in sync, with the confpy/confd ratios.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import confd
 from bench.common import (
     Measured,
     Options,
@@ -45,14 +48,14 @@ def measure(
     before()
     warm = run_measured(cmd, env)
     if warm.returncode != 0:
-        raise RuntimeError(f"{name}: confpy exited {warm.returncode}:\n{warm.stderr[-2000:]}")
+        raise RuntimeError(f"{name}: exited {warm.returncode}:\n{warm.stderr[-2000:]}")
     check()
     runs: list[Measured] = []
     for _ in range(reps):
         before()
         m = run_measured(cmd, env)
         if m.returncode != 0:
-            raise RuntimeError(f"{name}: confpy exited {m.returncode}:\n{m.stderr[-2000:]}")
+            raise RuntimeError(f"{name}: exited {m.returncode}:\n{m.stderr[-2000:]}")
         runs.append(m)
     wall = summary([r.wall for r in runs])
     rss = [r.max_rss for r in runs]
@@ -102,6 +105,21 @@ def run(opts: Options) -> dict[str, Any]:
         results["cases"]["confpy --version"] = measure(
             "baseline: confpy --version", confpy_cmd("--version"), env, reps, keep, keep
         )
+        go = confd.binary()
+        go_dest = tmp / "confd-out" / "peers.conf"
+
+        def go_fresh() -> None:
+            go_dest.unlink(missing_ok=True)
+
+        def go_lines_are(n: int) -> Callable[[], None]:
+            def check() -> None:
+                got = len(go_dest.read_text().splitlines()) - 1
+                if got != n:
+                    raise RuntimeError(f"confd: expected {n} peer lines, got {got}")
+
+            return check
+
+        results["confd"] = go
         with etcd_server(tmp) as etcd:
             for n in SIZES:
                 data = peers(n)
@@ -113,6 +131,21 @@ def run(opts: Options) -> dict[str, Any]:
                 results["cases"][f"etcd N={n} in sync"] = measure(
                     f"etcd   N={n:>6} in sync", cmd, env, reps, keep, lines_are(n)
                 )
+                if go is not None:
+                    confdir_go = confd.peers_confdir(tmp / "confd-conf", go_dest)
+                    go_args = [f"-node={etcd.endpoint}", f"-confdir={confdir_go}", "-log-level=warning"]
+                    go_cmd = confd.confd_cmd(go, "-onetime", *go_args)
+                    for case, before in (("fresh", go_fresh), ("in sync", keep)):
+                        r = results["cases"][f"confd etcd N={n} {case}"] = measure(
+                            f"confd  N={n:>6} {case}", go_cmd, confd.confd_env(), reps, before,
+                            go_lines_are(n),
+                        )  # fmt: skip
+                        mine = results["cases"][f"etcd N={n} {case}"]
+                        log(
+                            f"   {'':<6} N={n:>6} {case:<8} confpy/confd: wall"
+                            f" {confd.ratio(mine['wall_s']['p50'], r['wall_s']['p50'])}, peak RSS"
+                            f" {confd.ratio(mine['peak_rss_bytes_median'], r['peak_rss_bytes_median'])}"
+                        )
                 for suffix in (".json", ".yaml"):
                     path = write_data_file(tmp / f"peers-{n}{suffix}", data)
                     cmd = confpy_cmd("-onetime", f"-file={path}", *base)
@@ -120,5 +153,8 @@ def run(opts: Options) -> dict[str, Any]:
                         f"file{suffix:<5} N={n:>6} fresh", cmd, env, reps, fresh, lines_are(n)
                     )
                     Path(path).unlink()
+    if go is None:
+        confd.say_recorded("onetime N=100 wall", "onetime N=1000 wall", "onetime N=10000 wall",
+                           "onetime N=10000 peak RSS")  # fmt: skip
     write_result(opts, "onetime", results)
     return results

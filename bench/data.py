@@ -158,3 +158,83 @@ def bird_confdir(root: Path) -> Path:
         lines.append('reload_cmd = "true"')
         (root / "conf.d" / toml.name).write_text("\n".join(lines) + "\n")
     return root
+
+
+# ----------------------------------------------------------------- a cluster at scale
+
+RR_CLUSTER_ID = "244.0.0.1"
+
+
+def node_v4(i: int) -> str:
+    """Node ``i``'s IPv4 address in :func:`cluster` (172.16.0.0/12 + i)."""
+    return str(ipaddress.IPv4Network("172.16.0.0/12").network_address + i)
+
+
+def peer_json(ip: str, as_num: str, *, rr_cluster_id: str = "") -> str:
+    """A BGP peer value in Calico's current shape (every field present)."""
+    return json.dumps(
+        {
+            "ip": ip, "as_num": as_num, "rr_cluster_id": rr_cluster_id, "password": None,
+            "source_addr": "UseNodeIP", "port": 0, "keep_next_hop": False, "restart_time": "",
+        },
+        separators=(",", ":"),
+    )  # fmt: skip
+
+
+def reflected_cluster(nodes: int, reflectors: int = 3) -> dict[str, str]:
+    """:func:`cluster` laid out as Calico recommends beyond ~100 nodes: the full mesh off
+    (``node_mesh`` disabled), nodes 1..``reflectors`` are in-cluster route reflectors
+    (``rr_cluster_id`` set), every node peers with them through global peers (same AS,
+    the reflectors' cluster id in the peer value: a reflector skips itself and does not
+    reflect to its fellows), and each reflector has a node-specific peer per client
+    (BIRD 1.6 has no dynamic neighbours: a reflector needs one session per client,
+    marked ``rr client`` because our cluster id differs from the client's empty one).
+    """
+    keys = cluster(nodes)
+    keys[f"{_G}/node_mesh"] = '{"enabled":false}'
+    as_num = keys[f"{_G}/as_num"]
+    rr_ips = [node_v4(r) for r in range(1, reflectors + 1)]
+    for r, ip in enumerate(rr_ips, start=1):
+        keys[f"{_H}/{node_name(r)}/rr_cluster_id"] = RR_CLUSTER_ID
+        keys[f"{_G}/peer_v4/{ip}"] = peer_json(ip, as_num, rr_cluster_id=RR_CLUSTER_ID)
+    for r in range(1, reflectors + 1):
+        for i in range(reflectors + 1, nodes + 1):
+            ip = node_v4(i)
+            keys[f"{_H}/{node_name(r)}/peer_v4/{ip}"] = peer_json(ip, as_num)
+    return keys
+
+
+def global_peer_key(ip: str) -> str:
+    return f"{_G}/peer_v4/{ip}"
+
+
+def block_key(node: str, cidr: str) -> str:
+    """The IPAM affinity key of an IPv4 block of ``node``."""
+    return f"{_B}/{node}/ipv4/block/{_block_key(ipaddress.IPv4Network(cidr))}"
+
+
+def unread_calico_keys(nodes: int, count: int) -> list[tuple[str, str]]:
+    """``count`` keys under /calico that no BIRD resource reads, as a busy cluster's other
+    components write them: Felix's workload endpoints (``/calico/v1/host/<node>/workload/``,
+    between ``/calico/bgp`` and ``/calico/v1/ipam``) and IPAM allocation blocks
+    (``/calico/ipam/v2/assignment/``, between ``/calico/bgp`` and ``/calico/ipam/v2/host``)."""
+    out: list[tuple[str, str]] = []
+    for j in range(count):
+        node = node_name(j % nodes + 1)
+        if j % 2 == 0:
+            key = f"/calico/v1/host/{node}/workload/k8s/default.pod-{j}/endpoint/eth0"
+            value = json.dumps(
+                {"state": "active", "name": f"cali{j:011x}"[:15], "mac": "ee:ee:ee:ee:ee:ee",
+                 "profile_ids": ["kns.default"],
+                 "ipv4_nets": [f"10.{j >> 16 & 255}.{j >> 8 & 255}.{j & 255}/32"]},
+                separators=(",", ":"),
+            )  # fmt: skip
+        else:
+            block = ipaddress.IPv4Network((int(V4_POOL.network_address) + (j % 65536) * 64, 26))
+            key = f"/calico/ipam/v2/assignment/ipv4/block/{_block_key(block)}"
+            value = json.dumps(
+                {"cidr": str(block), "affinity": f"host:{node}", "allocations": [0, None], "seq": j},
+                separators=(",", ":"),
+            )  # fmt: skip
+        out.append((key, value))
+    return out

@@ -129,9 +129,10 @@ class FileWatch:
             raise TimeoutError(f"{path} did not reach the expected content within {timeout:g} s") from None
 
     async def wait_all(
-        self, paths: list[Path], predicate: Callable[[str], bool], timeout: float
+        self, paths: list[Path], predicate: Callable[[str], bool], timeout: float, *, partial: bool = False
     ) -> dict[Path, float]:
-        """For each of ``paths``, the time it first held content satisfying ``predicate``."""
+        """For each of ``paths``, the time it first held content satisfying ``predicate``.
+        After ``timeout``: TimeoutError, or with ``partial`` those that did (the others missing)."""
         assert self._changed is not None, "start() first"
         done: dict[Path, float] = {}
         pending = set(paths)
@@ -143,6 +144,8 @@ class FileWatch:
         while pending:
             left = deadline - time.perf_counter()
             if left <= 0:
+                if partial:
+                    return done
                 raise TimeoutError(f"{len(pending)} of {len(paths)} files not updated within {timeout:g} s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)

@@ -180,6 +180,11 @@ class EtcdServer(V2Api):
         #: (user, password) for etcdctl once auth is enabled.
         self.auth: tuple[str, str] | None = None
 
+    #: Raft timers (``--heartbeat-interval`` / ``--election-timeout``); set others on the
+    #: instance before :meth:`start`, as :class:`EtcdCluster` does when asked.
+    heartbeat_ms: int = HEARTBEAT_MS
+    election_ms: int = ELECTION_MS
+
     # -- addresses ---------------------------------------------------------------
     @property
     def scheme(self) -> str:
@@ -229,9 +234,9 @@ class EtcdServer(V2Api):
             "--initial-cluster-state",
             "new",
             "--heartbeat-interval",
-            str(HEARTBEAT_MS),
+            str(self.heartbeat_ms),
             "--election-timeout",
-            str(ELECTION_MS),
+            str(self.election_ms),
             "--logger",
             "zap",
             "--log-level",
@@ -452,7 +457,15 @@ class EtcdServer(V2Api):
 class EtcdCluster:
     """``size`` members on loopback forming one cluster."""
 
-    def __init__(self, size: int = 3, workdir: Path | None = None, *, tls: TLSFiles | None = None) -> None:
+    def __init__(
+        self,
+        size: int = 3,
+        workdir: Path | None = None,
+        *,
+        tls: TLSFiles | None = None,
+        heartbeat_ms: int = HEARTBEAT_MS,
+        election_ms: int = ELECTION_MS,
+    ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="etcdlab-cluster-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -472,6 +485,8 @@ class EtcdCluster:
             )
             for i, n in enumerate(names)
         ]
+        for m in self.members:
+            m.heartbeat_ms, m.election_ms = heartbeat_ms, election_ms
 
     @property
     def endpoints(self) -> list[str]:
