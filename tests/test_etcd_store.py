@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
@@ -19,7 +21,9 @@ import pytest
 from confpy.stores.base import Change, Changes, Resync, StoreUnreachable
 from confpy.stores.endpoints import parse_endpoint
 from confpy.stores.etcd import EtcdStore, Refused
-from tests.support.etcd_server import EtcdCluster, EtcdServer, free_ports
+from tests.support.etcd_fixtures import etcd_args
+from tests.support.etcd_proxy import GrpcProxy
+from tests.support.etcd_server import EtcdCluster, EtcdServer, TLSFiles, free_ports
 from tests.support.watching import Recorder, off
 
 T = TypeVar("T")
@@ -90,19 +94,19 @@ def test_bad_tls_and_auth_settings_are_rejected(tmp_path: Any) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_sibling_prefixes_stay_apart_in_snapshot_and_watch(etcd: EtcdServer, etcd_prefix: str) -> None:
+def test_sibling_prefixes_stay_apart_in_snapshot_and_watch(etcd_any: EtcdServer, etcd_prefix: str) -> None:
     p = etcd_prefix
     for key in ("a", "a/x", "a-b/y", "av6/z", "a10"):
-        etcd.put(p + key, key)
+        etcd_any.put(p + key, key)
 
     async def main() -> tuple[list[str], list[str], list[str]]:
-        async with opened([etcd.endpoint]) as store:
+        async with opened([etcd_any.endpoint]) as store:
             only_a = await store.snapshot([p + "a/"])
             both = await store.snapshot([p + "a", p + "av6"])
             rec = Recorder(store, [p + "a"], both.revision)
-            await off(etcd.put, p + "av6/new", "sibling")
-            await off(etcd.put, p + "a-b/new", "sibling")
-            rev = await off(etcd.put, p + "a/new", "mine")
+            await off(etcd_any.put, p + "av6/new", "sibling")
+            await off(etcd_any.put, p + "a-b/new", "sibling")
+            rev = await off(etcd_any.put, p + "a/new", "mine")
             await rec.wait_revision(rev)
             await rec.stop()
             seen = [c.key for ev in rec.events if isinstance(ev, Changes) for c in ev.changes]
@@ -116,17 +120,17 @@ def test_sibling_prefixes_stay_apart_in_snapshot_and_watch(etcd: EtcdServer, etc
 
 # -- snapshot -----------------------------------------------------------------------------
 @pytest.mark.timeout(30)
-def test_snapshot_reads_every_prefix(etcd: EtcdServer, etcd_prefix: str) -> None:
+def test_snapshot_reads_every_prefix(etcd_any: EtcdServer, etcd_prefix: str) -> None:
     p = etcd_prefix
-    etcd.put(p + "a/1", "one")
-    etcd.put(p + "a/2/deep", "two")
-    etcd.put(p + "ab", "outside: shares the string but not the prefix a/")
-    etcd.put(p + "c/1", "outside")
-    etcd.put(p + "bin", b"\xff\xfe not utf-8")
-    rev = etcd.put(p + "b/1", "uno y dos")
+    etcd_any.put(p + "a/1", "one")
+    etcd_any.put(p + "a/2/deep", "two")
+    etcd_any.put(p + "ab", "outside: shares the string but not the prefix a/")
+    etcd_any.put(p + "c/1", "outside")
+    etcd_any.put(p + "bin", b"\xff\xfe not utf-8")
+    rev = etcd_any.put(p + "b/1", "uno y dos")
 
     async def main() -> Any:
-        async with opened([etcd.endpoint]) as store:
+        async with opened([etcd_any.endpoint]) as store:
             return await store.snapshot([p + "a/", p + "b/", p + "a/2/", p + "bin"])
 
     snap = run(main())
@@ -141,14 +145,17 @@ def test_snapshot_reads_every_prefix(etcd: EtcdServer, etcd_prefix: str) -> None
 
 
 @pytest.mark.timeout(30)
-def test_snapshot_reads_all_prefixes_at_the_first_reads_revision(etcd: EtcdServer, etcd_prefix: str) -> None:
+def test_snapshot_reads_all_prefixes_at_the_first_reads_revision(
+    etcd_any: EtcdServer, etcd_prefix: str
+) -> None:
     """A write landing between the range reads is not seen: all are read at one revision."""
     p = etcd_prefix
-    etcd.put(p + "a/x", "1")
-    etcd.put(p + "b/x", "1")
+    etcd_any.put(p + "a/x", "1")
+    etcd_any.put(p + "b/x", "1")
 
     async def main() -> Any:
-        async with opened([etcd.endpoint]) as store:
+        async with opened([etcd_any.endpoint]) as store:
+            await store.snapshot([])  # connected: over the transport it will use
             real = store._transport.range
             reads = 0
 
@@ -156,7 +163,7 @@ def test_snapshot_reads_all_prefixes_at_the_first_reads_revision(etcd: EtcdServe
                 nonlocal reads
                 answer = await real(start, end, revision)
                 if reads == 0:
-                    await off(etcd.put, p + "b/x", "2")  # after the first read, before the second
+                    await off(etcd_any.put, p + "b/x", "2")  # after the first read, before the second
                 reads += 1
                 return answer
 
@@ -166,7 +173,7 @@ def test_snapshot_reads_all_prefixes_at_the_first_reads_revision(etcd: EtcdServe
     snap, reads = run(main())
     assert reads == 2
     assert snap.values == {p + "a/x": "1", p + "b/x": "1"}
-    assert etcd.get_prefix(p + "b/") == {p + "b/x": "2"}
+    assert etcd_any.get_prefix(p + "b/") == {p + "b/x": "2"}
 
 
 @pytest.mark.timeout(30)
@@ -194,20 +201,20 @@ def test_snapshot_of_unreachable_endpoints_names_them_within_the_timeout() -> No
 
 # -- watch --------------------------------------------------------------------------------
 @pytest.mark.timeout(30)
-def test_watch_follows_puts_and_deletes_and_ends_on_close(etcd: EtcdServer, etcd_prefix: str) -> None:
+def test_watch_follows_puts_and_deletes_and_ends_on_close(etcd_any: EtcdServer, etcd_prefix: str) -> None:
     a, c = etcd_prefix + "a/", etcd_prefix + "c/"
 
     async def main() -> None:
-        store = EtcdStore([etcd.endpoint])
+        store = EtcdStore([etcd_any.endpoint])
         snap = await store.snapshot([a, c])
         rec = Recorder(store, [a, c], snap.revision)
-        r1 = await off(etcd.put, a + "1", "x")
-        await off(etcd.put, etcd_prefix + "b/1", "between the prefixes: filtered out")
-        r2 = await off(etcd.put, c + "1", "y")
-        r3 = await off(etcd.put, a + "1", "x2")
-        r4 = await off(etcd.delete, a + "1")
-        await off(etcd.put, c + "2", "z")
-        r6 = await off(etcd.delete, c, prefix=True)
+        r1 = await off(etcd_any.put, a + "1", "x")
+        await off(etcd_any.put, etcd_prefix + "b/1", "between the prefixes: filtered out")
+        r2 = await off(etcd_any.put, c + "1", "y")
+        r3 = await off(etcd_any.put, a + "1", "x2")
+        r4 = await off(etcd_any.delete, a + "1")
+        await off(etcd_any.put, c + "2", "z")
+        r6 = await off(etcd_any.delete, c, prefix=True)
         await rec.wait_revision(r6)
         assert rec.events == [
             Changes(r1, (Change(a + "1", "x"),)),
@@ -224,19 +231,19 @@ def test_watch_follows_puts_and_deletes_and_ends_on_close(etcd: EtcdServer, etcd
 
 
 @pytest.mark.timeout(30)
-def test_a_transaction_arrives_as_one_batch(etcd: EtcdServer, etcd_prefix: str) -> None:
+def test_a_transaction_arrives_as_one_batch(etcd_any: EtcdServer, etcd_prefix: str) -> None:
     a, c = etcd_prefix + "a/", etcd_prefix + "c/"
-    etcd.put(a + "old", "1")
+    etcd_any.put(a + "old", "1")
 
     async def main() -> None:
-        async with opened([etcd.endpoint]) as store:
+        async with opened([etcd_any.endpoint]) as store:
             snap = await store.snapshot([a, c])
             rec = Recorder(store, [a, c], snap.revision)
             r1 = await off(
-                etcd.txn, {a + "1": "1", etcd_prefix + "b/1": "filtered", c + "1": "2"}, [a + "old"]
+                etcd_any.txn, {a + "1": "1", etcd_prefix + "b/1": "filtered", c + "1": "2"}, [a + "old"]
             )
             many = {f"{c}{i:03}": str(i) for i in range(120)}  # etcd allows 128 ops per txn
-            r2 = await off(etcd.txn, many)
+            r2 = await off(etcd_any.txn, many)
             await rec.wait_revision(r2)
             assert rec.events == [
                 # One batch at its revision, across both watched prefixes, in key order.
@@ -250,9 +257,9 @@ def test_a_transaction_arrives_as_one_batch(etcd: EtcdServer, etcd_prefix: str) 
 
 @pytest.mark.timeout(60)
 def test_kill_and_restart_loses_and_repeats_nothing(
-    etcd_factory: Callable[..., EtcdServer], log: pytest.LogCaptureFixture
+    etcd_factory: Callable[..., EtcdServer], v3_api: str, log: pytest.LogCaptureFixture
 ) -> None:
-    srv = etcd_factory()
+    srv = etcd_factory(extra_args=etcd_args(v3_api))
     p = "/kill/"
 
     async def main() -> None:
@@ -296,8 +303,8 @@ def test_kill_and_restart_loses_and_repeats_nothing(
 
 
 @pytest.mark.timeout(60)
-def test_cluster_member_in_use_killed(etcd_cluster: EtcdCluster, log: pytest.LogCaptureFixture) -> None:
-    cl = etcd_cluster
+def test_cluster_member_in_use_killed(etcd_cluster_any: EtcdCluster, log: pytest.LogCaptureFixture) -> None:
+    cl = etcd_cluster_any
     p = "/cluster/"
 
     async def main() -> None:
@@ -320,9 +327,9 @@ def test_cluster_member_in_use_killed(etcd_cluster: EtcdCluster, log: pytest.Log
 
 @pytest.mark.timeout(60)
 def test_compaction_while_disconnected_resyncs(
-    etcd_factory: Callable[..., EtcdServer], log: pytest.LogCaptureFixture
+    etcd_factory: Callable[..., EtcdServer], v3_api: str, log: pytest.LogCaptureFixture
 ) -> None:
-    srv = etcd_factory()
+    srv = etcd_factory(extra_args=etcd_args(v3_api))
     p = "/compact/"
 
     async def main() -> None:
@@ -365,9 +372,9 @@ def test_compaction_while_disconnected_resyncs(
 
 @pytest.mark.timeout(60)
 def test_frozen_single_endpoint_is_noticed_and_followed_after_resume(
-    etcd_factory: Callable[..., EtcdServer], log: pytest.LogCaptureFixture
+    etcd_factory: Callable[..., EtcdServer], v3_api: str, log: pytest.LogCaptureFixture
 ) -> None:
-    srv = etcd_factory()
+    srv = etcd_factory(extra_args=etcd_args(v3_api))
     p = "/frozen/"
 
     async def main() -> None:
@@ -393,8 +400,10 @@ def test_frozen_single_endpoint_is_noticed_and_followed_after_resume(
 
 
 @pytest.mark.timeout(60)
-def test_frozen_member_in_use_fails_over(etcd_cluster: EtcdCluster, log: pytest.LogCaptureFixture) -> None:
-    cl = etcd_cluster
+def test_frozen_member_in_use_fails_over(
+    etcd_cluster_any: EtcdCluster, log: pytest.LogCaptureFixture
+) -> None:
+    cl = etcd_cluster_any
     p = "/failover/"
 
     async def main() -> None:
@@ -442,10 +451,11 @@ def test_watch_waits_for_an_etcd_that_is_down_at_start(
 
 # -- TLS and auth -------------------------------------------------------------------------
 @pytest.mark.timeout(30)
-def test_tls_with_client_certificates(etcd_tls: EtcdServer) -> None:
-    srv = etcd_tls
-    tls = srv.tls
-    assert tls is not None
+def test_tls_with_client_certificates(
+    etcd_factory: Callable[..., EtcdServer], etcd_certs: TLSFiles, v3_api: str
+) -> None:
+    srv = etcd_factory(tls=etcd_certs, extra_args=etcd_args(v3_api))
+    tls = etcd_certs
     files = {"ca_cert": str(tls.ca), "client_cert": str(tls.client_cert), "client_key": str(tls.client_key)}
     srv.put("/tls/k", "v")
 
@@ -470,8 +480,8 @@ def test_tls_with_client_certificates(etcd_tls: EtcdServer) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_username_and_password(etcd_factory: Callable[..., EtcdServer]) -> None:
-    srv = etcd_factory()
+def test_username_and_password(etcd_factory: Callable[..., EtcdServer], v3_api: str) -> None:
+    srv = etcd_factory(extra_args=etcd_args(v3_api))
     srv.enable_auth("s3cret")
     srv.put("/auth/k", "v")
 
@@ -498,3 +508,82 @@ def test_username_and_password(etcd_factory: Callable[..., EtcdServer]) -> None:
                 await store.snapshot(["/auth/"])
 
     run(main())
+
+
+# -- the two transports -------------------------------------------------------------------
+@pytest.mark.timeout(30)
+def test_an_endpoint_without_a_gateway_switches_the_store_to_grpc_once(
+    etcd_factory: Callable[..., EtcdServer], log: pytest.LogCaptureFixture
+) -> None:
+    srv = etcd_factory(extra_args=etcd_args("grpc"))
+    rev = srv.put("/nogw/k", "v")
+
+    async def main() -> None:
+        async with opened([srv.endpoint]) as store:
+            assert (await store.snapshot(["/nogw/"])).values == {"/nogw/k": "v"}
+            rec = Recorder(store, ["/nogw/"], rev)
+            r1 = await off(srv.put, "/nogw/k", "w")
+            await rec.wait_revision(r1)
+            await rec.stop()
+            assert rec.events == [Changes(r1, (Change("/nogw/k", "w"),))]
+
+    run(main())
+    switched = messages(log, "speaking gRPC")
+    assert len(switched) == 1
+    assert f"etcd at {srv.endpoint} serves no JSON gateway" in switched[0]
+
+
+@pytest.mark.timeout(60)
+def test_through_grpc_proxy_the_watch_stays_connected(
+    etcd: EtcdServer, etcd_prefix: str, tmp_path: Any, log: pytest.LogCaptureFixture
+) -> None:
+    """An idle watch through grpc-proxy stays connected. The proxy sends away (GOAWAY
+    too_many_pings, after about 17 s) a client whose HTTP/2 pings come more often than
+    every 5 minutes with no answer between them, as the 5.5 s keepalive pings confpy
+    sent before its heartbeat (a status call) replaced them: this test failed then."""
+    p = etcd_prefix
+    proxy = GrpcProxy(tmp_path / "proxy", [etcd.endpoint]).start()
+
+    async def main() -> None:
+        async with opened([proxy.endpoint]) as store:
+            snap = await store.snapshot([p])
+            rec = Recorder(store, [p], snap.revision)
+            r1 = await off(etcd.put, p + "k", "1")
+            await rec.wait_revision(r1)
+            await asyncio.sleep(20)
+            r2 = await off(etcd.put, p + "k", "2")
+            await rec.wait_revision(r2)
+            await rec.stop()
+            assert rec.revisions() == [r1, r2]
+
+    try:
+        run(main())
+    finally:
+        proxy.stop()
+    assert messages(log, "speaking gRPC")
+    assert not messages(log, "lost connection")
+
+
+@pytest.mark.timeout(30)
+def test_over_the_gateway_no_grpc_is_loaded(etcd: EtcdServer, etcd_prefix: str) -> None:
+    """The daemon's memory and start-up: gRPC's stack (16 MiB, 50 ms) only when needed."""
+    script = f"""
+import asyncio, sys
+from confpy.stores.etcd import EtcdStore
+
+async def main():
+    store = EtcdStore([{etcd.endpoint!r}])
+    snap = await store.snapshot([{etcd_prefix!r}])
+    events = store.watch([{etcd_prefix!r}], snap.revision)
+    first = asyncio.ensure_future(events.__anext__())
+    await asyncio.sleep(0.5)  # the watch is created
+    first.cancel()
+    await store.close()
+    print(sorted(m for m in sys.modules if m.split(".")[0] in ("grpc", "aetcd", "google")))
+
+asyncio.run(main())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=20, check=True
+    ).stdout
+    assert out.strip() == "[]"

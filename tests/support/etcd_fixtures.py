@@ -13,6 +13,10 @@
 - ``etcd_tls``: a private member that requires TLS client certificates
   (``etcd_tls.tls`` holds the CA, server and client files).
 - ``etcd_cluster``: a private 3-member cluster.
+- ``v3_api``: ``"gateway"`` or ``"grpc"``, once each: the test runs twice, and
+  ``etcd_any`` (shared, like ``etcd``), ``etcd_args(v3_api)`` (for ``etcd_factory``)
+  and ``etcd_cluster_any`` give an etcd that serves its JSON gateway, then one that
+  does not, so the store speaks each of its two transports.
 
 Tests using any of them are marked ``etcd``. Everything listens on 127.0.0.1. They
 are skipped, with the reason, only when the etcd binaries are missing
@@ -25,13 +29,29 @@ import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.etcd_server import ETCD, ETCDCTL, OPENSSL, EtcdCluster, EtcdServer, TLSFiles, make_certs
 
 _counter = itertools.count(1)
-_ETCD_FIXTURES = {"etcd", "etcd_calico", "etcd_factory", "etcd_tls", "etcd_cluster"}
+_ETCD_FIXTURES = {
+    "etcd",
+    "etcd_any",
+    "etcd_calico",
+    "etcd_factory",
+    "etcd_tls",
+    "etcd_cluster",
+    "etcd_cluster_any",
+}
+#: etcd's flag for an etcd that serves gRPC only, as an ``etcd grpc-proxy`` does.
+NO_GATEWAY = ("--enable-grpc-gateway=false",)
+
+
+def etcd_args(v3_api: str) -> Sequence[str]:
+    """The flags of an etcd that serves ``v3_api`` ("gateway": the default, or "grpc")."""
+    return NO_GATEWAY if v3_api == "grpc" else ()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -46,7 +66,7 @@ def _require_etcd() -> None:
         pytest.skip("etcd and etcdctl are not installed (Debian: apt-get install etcd-server etcd-client)")
 
 
-def _serve(**options: bool) -> Iterator[EtcdServer]:
+def _serve(**options: Any) -> Iterator[EtcdServer]:
     _require_etcd()
     server = EtcdServer(**options)
     try:
@@ -59,6 +79,22 @@ def _serve(**options: bool) -> Iterator[EtcdServer]:
 @pytest.fixture(scope="session")
 def etcd() -> Iterator[EtcdServer]:
     yield from _serve(enable_v2=True)
+
+
+@pytest.fixture(scope="session")
+def _grpc_only_server() -> Iterator[EtcdServer]:
+    yield from _serve(extra_args=NO_GATEWAY)
+
+
+@pytest.fixture(params=["gateway", "grpc"])
+def v3_api(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def etcd_any(v3_api: str, request: pytest.FixtureRequest) -> EtcdServer:
+    server: EtcdServer = request.getfixturevalue("etcd" if v3_api == "gateway" else "_grpc_only_server")
+    return server
 
 
 @pytest.fixture(scope="session")
@@ -113,12 +149,21 @@ def etcd_tls(etcd_factory: Callable[..., EtcdServer], etcd_certs: TLSFiles) -> E
     return etcd_factory(tls=etcd_certs)
 
 
-@pytest.fixture
-def etcd_cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
+def _cluster(workdir: Path, extra_args: Sequence[str]) -> Iterator[EtcdCluster]:
     _require_etcd()
-    cluster = EtcdCluster(3, tmp_path / "cluster")
+    cluster = EtcdCluster(3, workdir, extra_args=extra_args)
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
+    yield from _cluster(tmp_path / "cluster", ())
+
+
+@pytest.fixture
+def etcd_cluster_any(tmp_path: Path, v3_api: str) -> Iterator[EtcdCluster]:
+    yield from _cluster(tmp_path / "cluster", etcd_args(v3_api))

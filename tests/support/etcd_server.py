@@ -465,6 +465,7 @@ class EtcdCluster:
         tls: TLSFiles | None = None,
         heartbeat_ms: int = HEARTBEAT_MS,
         election_ms: int = ELECTION_MS,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="etcdlab-cluster-")) if workdir is None else workdir
@@ -482,6 +483,7 @@ class EtcdCluster:
                 peer_port=ports[2 * i + 1],
                 initial_cluster=initial,
                 cluster_token=token,
+                extra_args=extra_args,
             )
             for i, n in enumerate(names)
         ]
