@@ -141,6 +141,7 @@ class Daemon:
         /readyz) once every unit's first apply has ended, whatever its result."""
         if not await self._initial_snapshot():
             return False
+        await in_thread(self.engine.applier().remove_stale_stages, self.engine.loaded.units)
         self._apply({u.name: {} for u in self.engine.loaded.units}, "full snapshot")
         self.follower = asyncio.create_task(self._follow())
         while len(self.workers) and not self.stopping:  # a hung unit holds readiness, not the others
