@@ -71,3 +71,70 @@ def test_keys_between_the_watched_prefixes_are_never_sent(etcd_factory: Callable
         "/calico/bgp/v1/host/n1/ip_addr_v4",
         "/calico/v1/ipam/v4/pool/10.2.0.0-16",
     ]
+
+
+class _FakeWatchCall:
+    """A gRPC watch stream whose responses the test hands over one by one."""
+
+    def __init__(self) -> None:
+        self.responses: asyncio.Queue[object] = asyncio.Queue()
+
+    async def write(self, request: object) -> None:
+        pass
+
+    async def read(self) -> object:
+        return await self.responses.get()
+
+    def cancel(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("gathering", [False, True], ids=["creating", "gathering"])
+def test_a_watch_cancelled_as_a_response_arrives_ends(gathering: bool) -> None:
+    """Found by the model-checked daemon (tests/test_model_daemon.py): confpy logged
+    "stopping" and never stopped, after etcd was restarted. The daemon stops by
+    cancelling its watch; Python 3.11's asyncio.wait_for returns the result instead of
+    raising when the cancel comes as the awaited response arrives, so the watch went on
+    waiting for the next one, for ever. Cancelled at every step of a response's hand-over
+    (while the watchers are created, and while a revision's parts are gathered), the
+    watch must end."""
+    from types import SimpleNamespace
+
+    from aetcd import rpc
+
+    from confpy.stores.etcd_watch import follow
+
+    created = rpc.WatchResponse(created=True)
+    event = rpc.WatchResponse(events=[rpc.Event(kv=rpc.KeyValue(key=b"/a/1", value=b"v", mod_revision=5))])
+
+    async def one(steps: int) -> bool:
+        call = _FakeWatchCall()
+        conn = SimpleNamespace(
+            watch=SimpleNamespace(Watch=lambda metadata: call), metadata=(), endpoint=SimpleNamespace(url="x")
+        )
+        ranges = [(b"/a", b"/a0"), (b"/b", b"/b0")]
+
+        async def consume() -> None:
+            async for _ in follow(conn, ranges, ["/a", "/b"], 1, 30.0):
+                pass
+
+        task = asyncio.create_task(consume())
+        call.responses.put_nowait(created)
+        if gathering:
+            call.responses.put_nowait(created)
+            call.responses.put_nowait(event)  # a revision's part: the watch waits SETTLE for more
+        await asyncio.sleep(0.001)
+        call.responses.put_nowait(event if gathering else created)
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=1)
+        if not done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return bool(done)
+
+    async def main() -> list[int]:
+        return [steps for steps in range(8) if not await one(steps)]
+
+    assert asyncio.run(main()) == [], "the watch went on after being cancelled at these steps"
