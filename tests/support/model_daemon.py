@@ -46,6 +46,7 @@ import itertools
 import json
 import shutil
 import signal
+import subprocess
 import threading
 import time
 import urllib.error
@@ -232,7 +233,7 @@ class Confpy:
     def __init__(self, args: Sequence[str], workdir: Path, env: Mapping[str, str] | None = None) -> None:
         self.args = list(args)
         self.workdir = workdir
-        self.env = dict(env or {})
+        self.env = {"PYTHONFAULTHANDLER": "1", **(env or {})}
         self.proc: ConfpyProcess | None = None
         self.started = 0
         self.port = 0
@@ -284,12 +285,24 @@ class Confpy:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.logs().splitlines()[-lines:])
 
-    def stop(self) -> int | None:
-        """SIGTERM; the exit status (None if it was not running)."""
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM; the exit status (None if it was not running). One that does not stop
+        in time gets SIGABRT first: Python's faulthandler writes every thread's stack
+        into its log, which the error quotes."""
         if self.proc is None:
             return None
+        proc = self.proc.proc
         try:
-            return self.proc.stop(10)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                return proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
+                raise AssertionError(
+                    f"confpy did not stop within {timeout:g} s of SIGTERM:\n{self.log_tail(80)}"
+                ) from None
         finally:
             self.proc.close()
             self.proc = None
