@@ -14,7 +14,7 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from confpy.writer import (
     Stage,
     Target,
     WriteError,
+    common_dir,
     mark_pending,
     pending_marker,
     read_target,
@@ -146,6 +147,16 @@ class Applier:
     mode: Mode = Mode.APPLY
     keep_stage: bool = False
     redact: Redactor = field(default_factory=Redactor)
+
+    def remove_stale_stages(self, units: Iterable[Unit]) -> None:
+        """At start: remove the stages a killed confpy left beside the units' files. The
+        apply of a unit that writes removes them too, but a unit in sync or one that
+        cannot render writes nothing, and would keep them (a 1 MiB file, a secret's
+        copy) until its next change. -noop removes nothing."""
+        if self.mode is Mode.NOOP:
+            return
+        for base in sorted({common_dir(r.dest for r in u.resources) for u in units if u.resources}):
+            remove_stale_stages(base)
 
     def render(self, unit: Unit, view_for: ViewFor) -> Rendered:
         """Render every file of the unit: CPU work on the key views, no I/O. The daemon

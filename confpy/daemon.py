@@ -63,7 +63,7 @@ class Daemon:
     notifier: Notifier = field(default_factory=Notifier)
 
     def __post_init__(self) -> None:
-        self.workers = Workers(self.wake.set)
+        self.workers = Workers(self._apply_ended)
 
     @property
     def settings(self) -> Settings:
@@ -141,6 +141,7 @@ class Daemon:
         /readyz) once every unit's first apply has ended, whatever its result."""
         if not await self._initial_snapshot():
             return False
+        await in_thread(self.engine.applier().remove_stale_stages, self.engine.loaded.units)
         self._apply({u.name: {} for u in self.engine.loaded.units}, "full snapshot")
         self.follower = asyncio.create_task(self._follow())
         while len(self.workers) and not self.stopping:  # a hung unit holds readiness, not the others
@@ -224,7 +225,10 @@ class Daemon:
                 await asyncio.sleep(wait)
 
     def _take(self, changed: set[str]) -> None:
-        """Changed keys -> the units that read them, into the pending batch."""
+        """Changed keys -> the units that read them, into the pending batch.
+
+        Called before the revision read is published: /status never shows a revision
+        read without the units it made pending."""
         if not changed:
             return
         assert self.cache is not None
@@ -235,8 +239,20 @@ class Daemon:
             if hits:
                 # A failed unit is retried now, with the change and the keys it still owes.
                 self.batch.add(unit.name, {**self.retries.take_keys(unit.name), **hits}, now)
+        self._publish_pending()
         if self.batch:
             self.wake.set()
+
+    def _publish_pending(self) -> None:
+        """Show in /status the units with changes collected (in the quiet window) or
+        being applied. Called after each change of either, on the event loop; the HTTP
+        thread reads the tuple whole."""
+        if self.board is not None:
+            self.board.pending = tuple(sorted({*self.batch.units, *self.workers}))
+
+    def _apply_ended(self) -> None:
+        self._publish_pending()
+        self.wake.set()  # pending work of that unit may be due now
 
     # --- the loop --------------------------------------------------------------------
 
@@ -281,6 +297,7 @@ class Daemon:
         for unit in self.engine.loaded.units:
             if unit.name in batch:
                 self.workers.start(unit.name, self._apply_unit(applier, unit, batch[unit.name], why))
+        self._publish_pending()
 
     async def _apply_unit(self, applier: Applier, unit: Unit, keys: Keys, why: str) -> None:
         assert self.cache is not None
@@ -332,6 +349,7 @@ class Daemon:
                     log.warning("%s changed on disk; restoring", r.dest)
                     self.batch.add(unit.name, {}, now)
                     break
+        self._publish_pending()
         if self.batch:
             self.wake.set()
 
@@ -355,10 +373,12 @@ class Daemon:
             await self._stop_following()
             await self.workers.wait()
             self.batch.take()
+            self._publish_pending()
             self.retries.clear()
             await self._start()
             return
         self.batch.add_due_now([u.name for u in loaded.units], time.monotonic(), settings.wait_max)
+        self._publish_pending()
 
 
 _MISSING = (0, 0, 0)

@@ -198,6 +198,7 @@ class Engine:
         if cache is None:
             return EXIT_UNREACHABLE
         applier = self.applier()
+        applier.remove_stale_stages(self.loaded.units)
         # Rendered one by one (CPU), then completed side by side: a unit never waits for
         # another unit's check or reload.
         rendered = [applier.render(u, cache.view) for u in self.loaded.units]

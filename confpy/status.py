@@ -6,7 +6,8 @@ per-resource status, served over HTTP when ``--metrics-addr`` is given.
   retry budget; 503 after that.
 - ``/readyz``: 200 once the first full snapshot has been applied.
 - ``/status``: JSON, one entry per resource: last revision, last result of each step,
-  last error (secrets masked), next retry.
+  last error (secrets masked), next retry; the store revision read and the units with
+  changes not yet applied (``pending``: in the quiet window or being applied).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class Board:
         )
         r.register(_StoreCollector(self))
         self.ready = False
+        #: Units with changes collected or an apply running (published by the daemon).
+        self.pending: tuple[str, ...] = ()
         self.applied_revision = 0
         self.store_revision = 0
         #: Since when (monotonic) some unit has failed, or none has applied yet; None: in sync.
@@ -129,6 +132,7 @@ class Board:
             "store": self.store.connected_to,
             "store_revision": self.store_revision,
             "revision": self.applied_revision,
+            "pending": list(self.pending),
             "resources": resources,
         }
 

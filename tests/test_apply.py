@@ -2,6 +2,8 @@
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -267,3 +269,24 @@ def test_an_unexpected_error_in_one_unit_fails_that_unit_only(
     assert out(confdir, "b.conf").read_text() == "h1\n"
     assert not out(confdir, "a.conf").exists()
     assert "unit a: unexpected error" in caplog.text and "a bug of ours" in caplog.text
+
+
+def test_a_stale_stage_is_removed_at_start_even_when_every_unit_is_in_sync(
+    make_confdir: MakeConfdir, data: Path
+) -> None:
+    """A confpy killed while staging leaves its stage; the next run finds the files in
+    sync (or cannot render them) and writes nothing: the stage must go all the same
+    (found by the model-checked daemon, tests/test_model_daemon.py)."""
+    confdir = make_confdir(UNIT, UNIT_TEMPLATES)
+    assert run(confdir, data) == 0
+    outdir = out(confdir, "x").parent
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = outdir / f".confpy-stage-{dead.stdout.strip()}-abc"
+    stale.mkdir()
+    (stale / "main.cfg").write_text("half\n")
+    assert main(["-noop", f"-confdir={confdir}", f"-file={data}", "-config-file=/dev/null"]) == 0
+    assert stale.exists(), "-noop removes nothing"
+    assert run(confdir, data) == 0
+    assert not stale.exists()

@@ -317,7 +317,9 @@ def test_the_store_serves_one_batch_per_revision_and_keeps_the_last_good_version
         assert isinstance(first, Changes) and first.revision == r1
         assert {c.key for c in first.changes} == {f"{H}/n1/as_num"} | {f"{H}/n2/{k}" for k in
                                                   ("ip_addr_v4", "ip_addr_v6", "network_v4", "rr_cluster_id")}  # fmt: skip
-        await inner.put(key_of(node("n2", "")), "{broken")  # kept at its last good version: no batch
+        # Kept at its last good version: no change, a batch without changes at its revision.
+        r2 = await inner.put(key_of(node("n2", "")), "{broken")
+        assert await anext(events) == Changes(r2, ())
         r3 = await inner.commit(dict(put(node("n1", "10.0.0.1/24", asNumber=64601))))
         assert await anext(events) == Changes(r3, (Change(f"{H}/n1/as_num", "64601"),))
         # A watch resumed from a revision the view is not at starts with the view as it is.

@@ -71,6 +71,12 @@ def test_watch_gives_one_batch_per_revision_and_moves_a_relabelled_node(etcd_cal
             await asyncio.to_thread(
                 etcd_calico.put, "/calico/resources/v3/projectcalico.org/networkpolicies/p", "{}"
             )
+            # A resource read that changes no v1 key (a label no selector reads): an empty
+            # batch at its revision, so that the revision read is not behind (/status).
+            noop = await asyncio.to_thread(
+                write, etcd_calico, relabel(node2, rack="a", zone="z1", colour="blue")
+            )
+            assert await asyncio.wait_for(anext(events), 10) == Changes(noop, ())
             rev2 = await asyncio.to_thread(write, etcd_calico, relabel(docs["node3"], rack="a", zone="z2"))
             event = await asyncio.wait_for(anext(events), 10)
             assert isinstance(event, Changes) and event.revision == rev2

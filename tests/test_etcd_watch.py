@@ -11,7 +11,8 @@ import pytest
 
 from confpy.stores.base import Change, Changes
 from confpy.stores.etcd import EtcdStore
-from confpy.stores.etcd_watch import Reassembler
+from confpy.stores.etcd_transport import WatchQueue, WatchResponse
+from confpy.stores.etcd_watch import Reassembler, follow
 from tests.support.etcd_server import EtcdServer
 from tests.support.watching import Recorder, off
 
@@ -71,3 +72,44 @@ def test_keys_between_the_watched_prefixes_are_never_sent(etcd_factory: Callable
         "/calico/bgp/v1/host/n1/ip_addr_v4",
         "/calico/v1/ipam/v4/pool/10.2.0.0-16",
     ]
+
+
+@pytest.mark.parametrize("gathering", [False, True], ids=["creating", "gathering"])
+def test_a_watch_cancelled_as_a_response_arrives_ends(gathering: bool) -> None:
+    """Found by the model-checked daemon (tests/test_model_daemon.py): confpy logged
+    "stopping" and never stopped, after etcd was restarted. The daemon stops by
+    cancelling its watch; Python 3.11's asyncio.wait_for returns the result instead of
+    raising when the cancel comes as the awaited response arrives, so the watch went on
+    waiting for the next one, for ever. Cancelled at every step of a response's hand-over
+    (while the watchers are created, and while a revision's parts are gathered), the
+    watch must end."""
+    created = WatchResponse(created=True)
+    event = WatchResponse(events=((5, "/a/1", "v"),))
+
+    async def one(steps: int) -> bool:
+        responses: WatchQueue = asyncio.Queue()
+
+        async def consume() -> None:
+            async for _ in follow(responses, 2, ["/a", "/b"], 1, 30.0):
+                pass
+
+        task = asyncio.create_task(consume())
+        responses.put_nowait(created)
+        if gathering:
+            responses.put_nowait(created)
+            responses.put_nowait(event)  # a revision's part: the watch waits SETTLE for more
+        await asyncio.sleep(0.001)
+        responses.put_nowait(event if gathering else created)
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=1)
+        if not done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return bool(done)
+
+    async def main() -> list[int]:
+        return [steps for steps in range(8) if not await one(steps)]
+
+    assert asyncio.run(main()) == [], "the watch went on after being cancelled at these steps"

@@ -235,3 +235,30 @@ def test_sigterm_stops_within_2_s_and_kills_a_hung_reload(make_confdir: MakeConf
 
 def sleepers() -> list[int]:
     return [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "28.75"]]
+
+
+def test_status_names_the_units_pending_until_their_change_is_applied(app: App, etcd: EtcdServer) -> None:
+    """/status's ``pending``: with a 3 s quiet window a change is read (``store_revision``)
+    well before it is applied; once the revision is read and nothing is pending, the file
+    and its reload are done. What a test or an operator waits for instead of sleeping."""
+    (http_port,) = free_ports(1)
+    base = f"http://127.0.0.1:{http_port}"
+    etcd.txn({f"{app.key}/name": "a", f"{app.key}/peers/p1": PEER})
+    proc = app.watch([etcd.endpoint], "-wait-min=3s", "-wait-max=3s", f"--metrics-addr=127.0.0.1:{http_port}")
+    wait_for(lambda: get(base + "/readyz")[0] == 200, 30, "/readyz")
+    assert json.loads(get(base + "/status")[1])["pending"] == []
+    revision = etcd.put(f"{app.key}/name", "b")
+    seen: list[list[str]] = []
+
+    def applied() -> bool:
+        code, body = get(base + "/status")
+        status = json.loads(body) if code == 200 else {}
+        if status.get("store_revision", 0) < revision:
+            return False
+        seen.append(status["pending"])
+        return not status["pending"]
+
+    wait_for(applied, 30, "revision read and nothing pending")
+    assert read(app.out).startswith("name=b\n") and app.reloads == 2, "applied and reloaded by then"
+    assert ["app"] in seen, f"the unit was pending while its change waited for the window: {seen}"
+    assert proc.stop() == 0

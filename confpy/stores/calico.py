@@ -5,7 +5,8 @@ prefixes and this node's block affinities from it, at one revision and then by o
 watch, and answers ``snapshot`` and ``watch`` with the v1 keys Calico's confd computes
 (:class:`confpy.calico.v3.view.V1View`), so the templates, units and the typed model
 see what they see with ``-backend etcd`` on a v1 layout. Every revision of the inner
-store becomes at most one batch of v1 changes: a render sees one consistent revision.
+store becomes one batch of v1 changes (empty when it changes none of the keys asked
+for): a render sees one consistent revision, and the revision read is never behind.
 
 Bad input: a resource that does not parse keeps its last good version and the error,
 naming the etcd key and the field, is logged. Before any good version exists (the
@@ -81,8 +82,9 @@ class CalicoStore:
             # A resumed inner watch may replay a revision already applied: it changes nothing.
             self._revision = max(self._revision, event.revision)
             mine = tuple(Change(k, v) for k, v in sorted(changed.items()) if covered_by_any(prefixes, k))
-            if mine:
-                yield Changes(event.revision, mine)
+            # Yielded even when empty (a label no selector reads, another node's block):
+            # the consumer's revision then is the one read (/status, confpy_store_revision).
+            yield Changes(event.revision, mine)
 
     async def close(self) -> None:
         await self._inner.close()

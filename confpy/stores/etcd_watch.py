@@ -93,7 +93,10 @@ async def follow(
                 wait = SETTLE if pending else None
             waited = time.monotonic()
             try:
-                resp = await (responses.get() if wait is None else asyncio.wait_for(responses.get(), wait))
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the
+                # response when a cancel comes as it arrives, and the watch went on.
+                async with asyncio.timeout(wait):
+                    resp = await responses.get()
             except TimeoutError:
                 late = time.monotonic() - waited > 2 * SETTLE and stretched < 3
                 await asyncio.sleep(0)  # a response the reader has in hand is not "quiet"
