@@ -179,6 +179,10 @@ def load_resource(path: Path, conf_d: Path, node_name: str, global_prefix: str =
             doc = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    except UnicodeDecodeError as exc:  # tomllib decodes the bytes before it parses them
+        raise ConfigError(
+            f"{path}: not UTF-8 text (TOML is): byte {exc.start} is {exc.object[exc.start]:#04x}"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     extra = set(doc) - {"template"}

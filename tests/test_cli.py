@@ -215,3 +215,15 @@ def test_onetime_with_watch_says_onetime_wins(
                  "-config-file", str(tmp_path / "empty.toml")])  # fmt: skip
     assert code == 0
     assert "-onetime and -watch both given: -onetime wins, as in confd (apply once and exit)" in caplog.text
+
+
+def test_a_config_file_that_is_not_utf8_is_exit_2(
+    confdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found by the settings_toml fuzz harness (tests/fuzz/corpus/settings_toml/regress-not-utf8).
+    config = tmp_path / "confpy.toml"
+    config.write_bytes(b'prefix = "/caf\xe9"\n')
+    data = tmp_path / "d.yaml"
+    data.write_text("app: {x: 1}\n")
+    assert main(["-onetime", f"-confdir={confdir}", f"-file={data}", f"-config-file={config}"]) == 2
+    assert "confpy.toml: not UTF-8 text (TOML is): byte 14 is 0xe9" in capsys.readouterr().err

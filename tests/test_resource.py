@@ -117,3 +117,12 @@ def test_units_group_resources_and_dedupe_reloads(tmp_path: Path) -> None:
 def test_resources_in_subdirectories_are_found(tmp_path: Path) -> None:
     write(tmp_path, "sub/a", '[template]\nsrc = "t.j2"\ndest = "/x"\n')
     assert load(tmp_path)[0].name == "sub/a"
+
+
+def test_a_resource_that_is_not_utf8_is_a_configuration_error(tmp_path: Path) -> None:
+    # Found by the resource_toml fuzz harness: tomllib decodes before it parses, and its
+    # UnicodeDecodeError went through as a traceback (tests/fuzz/corpus/resource_toml/regress-not-utf8).
+    path = write(tmp_path, "res", "")
+    path.write_bytes(b'[template]\nsrc = "t.j2"\ndest = "/caf\xe9"\n')
+    with pytest.raises(ConfigError, match=r"res.toml: not UTF-8 text \(TOML is\): byte 36 is 0xe9"):
+        load(tmp_path)

@@ -580,8 +580,10 @@ class FakeV2Client:
             self.closed.set()
             raise Lost("the connection was closed")
         answer = self._answers.pop(0)
-        if answer is None:
-            return None
+        if answer is None:  # only a long poll goes unanswered; any other request gets an answer
+            if long_poll:
+                return None
+            answer = _V2Answer(200, None, b"")
         if answer.status >= 500:
             raise StoreError(f"no etcd endpoint answered: HTTP {answer.status}")
         if answer.status in (401, 403):
