@@ -10,6 +10,7 @@ templates of test_confd_compat are checked against too).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -197,3 +198,38 @@ def test_the_worked_example_of_the_migration_page(tmp_path: Path) -> None:
         "backend shop\n    server shop1 10.0.0.11:8080 check\n    server shop2 10.0.0.12:8080 backup check\n"
         "    # shop: the last port has 4 digits\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("toml", "template", "message"),
+    [
+        # Found by the convert_confdir fuzz harness (tests/fuzz/corpus/convert_confdir/regress-*):
+        # each went through as a traceback.
+        (
+            b'[template]\nsrc = "t.tmpl"\ndest = "/caf\xe9"\n',
+            b"x\n",
+            r"fuzz.toml:1:1: not UTF-8 text: byte 38 is 0xe9",
+        ),
+        (
+            b'[template]\nsrc = "t.tmpl"\ndest = "/x"\n',
+            b"caf\xe9 {{.}}\n",
+            r"t.tmpl:1:1: not UTF-8 text: byte 3 is 0xe9",
+        ),
+        (
+            b'[template]\nsrc = "' + b"a" * 300 + b'"\ndest = "/x"\n',
+            b"",
+            r"fuzz.toml:1:1: \[template\] src: template 'a{80}': File name too long",
+        ),
+    ],
+)
+def test_files_that_cannot_be_read_are_problems(
+    tmp_path: Path, toml: bytes, template: bytes, message: str
+) -> None:
+    from confpy.convert.confdir import convert_confdir
+
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "conf.d" / "fuzz.toml").write_bytes(toml)
+    (tmp_path / "templates" / "t.tmpl").write_bytes(template)
+    problems = [str(p) for p in convert_confdir(tmp_path).problems]
+    assert len(problems) == 1 and re.search(message, problems[0]), problems

@@ -99,9 +99,21 @@ class _Converter:
             )
         return self.out
 
+    def read(self, path: Path) -> str | None:
+        """The text of ``path``, or None with a problem saying why it cannot be read."""
+        try:
+            return path.read_text()
+        except UnicodeDecodeError as exc:
+            self.problem(str(path), f"not UTF-8 text: byte {exc.start} is {exc.object[exc.start]:#04x}")
+        except OSError as exc:
+            self.problem(str(path), f"cannot read: {exc.strerror}")
+        return None
+
     def resource(self, path: Path, conf_d: Path, templates: Path) -> None:
         name = str(path)
-        text = path.read_text()
+        text = self.read(path)
+        if text is None:
+            return
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -117,7 +129,12 @@ class _Converter:
         if not isinstance(src, str) or not src:
             self.problem(name, "[template] src: missing (confd refuses it too)")
             return
-        if not (templates / src).is_file():
+        try:
+            found = (templates / src).is_file()
+        except OSError as exc:  # ENAMETOOLONG, ...: is_file() is False only for a missing file
+            self.problem(name, f"[template] src: template {src[:80]!r}: {exc.strerror}")
+            return
+        if not found:
             self.problem(name, f"[template] src: template {src} not found in {templates}")
             return
         new = self.template(templates, src)
@@ -172,7 +189,10 @@ class _Converter:
         return new
 
     def convert(self, path: Path, src: str, new: str) -> None:
-        result = convert_template(path.read_text(), str(path))
+        text = self.read(path)
+        if text is None:
+            return
+        result = convert_template(text, str(path))
         self.out.problems.extend(result.problems)
         if not result.problems:
             self.out.files.append(OutputFile(f"templates/{new}", result.source, f"converted from {src}"))

@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=engine.DEFAULT_TIMEOUT, help="seconds per input")
     p.add_argument("--rss-mb", type=int, default=2048, help="memory limit of the fuzzing process")
     p.add_argument("--replay", action="store_true", help="run the corpus only")
-    p.add_argument("--grow", action="store_true", help="atheris: merge inputs that add coverage into the corpus")
+    p.add_argument(
+        "--grow", action="store_true", help="atheris: merge inputs that add coverage into the corpus"
+    )
     p.add_argument("--minimize", metavar="FILE", help="shrink a failing input (same failure), print it")
     return p
 
@@ -82,7 +84,16 @@ def _run_atheris(name: str, args: argparse.Namespace) -> int:
         rc = subprocess.call(command, cwd=ROOT)
         if rc == 0 and args.grow:
             rc = subprocess.call(
-                [sys.executable, "-m", "tests.fuzz.atheris_main", name, "-merge=1", *flags[:4], str(seeds), str(work)],
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.fuzz.atheris_main",
+                    name,
+                    "-merge=1",
+                    *flags[:4],
+                    str(seeds),
+                    str(work),
+                ],
                 cwd=ROOT,
             )
     finally:
@@ -137,7 +148,9 @@ def main(argv: list[str]) -> int:
         out.write_bytes(data)
         print(f"written to {out}")
         return 0
-    use_atheris = args.engine == "atheris" or (args.engine is None and _atheris_available() and not args.replay)
+    use_atheris = args.engine == "atheris" or (
+        args.engine is None and _atheris_available() and not args.replay
+    )
     if use_atheris and not _atheris_available():
         print("atheris is not installed (pip install atheris): use --engine builtin", file=sys.stderr)
         return 2

@@ -19,7 +19,6 @@ from typing import Any
 from tests.fuzz.engine import CORPUS
 
 
-
 def _write(harness: str, data: bytes) -> None:
     d = CORPUS / harness
     d.mkdir(parents=True, exist_ok=True)
@@ -58,7 +57,9 @@ def capture_bird() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             daemon = BirdDaemon.start(kind, Path(tmp))
             try:
-                greeting, *replies = _bird_session(daemon.socket, ["configure", "show status", "show protocols"])
+                greeting, *replies = _bird_session(
+                    daemon.socket, ["configure", "show status", "show protocols"]
+                )
                 daemon.config.write_text(daemon.config.read_text() + "\nthis is not bird syntax;\n")
                 (bad,) = _bird_session(daemon.socket, ["configure"])[1:]
             finally:

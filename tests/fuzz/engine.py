@@ -25,7 +25,7 @@ DEFAULT_TIMEOUT = 2.0
 DEFAULT_RSS_MB = 512
 
 
-class Hang(BaseException):  # noqa: N818 - not an Exception: no except clause of confpy's swallows it
+class Hang(BaseException):  # not an Exception: no except clause of confpy's swallows it
     """An input ran past its time limit."""
 
 
@@ -193,7 +193,11 @@ def fuzz(
 
 
 def minimize(
-    name: str, run: Callable[[bytes], None], data: bytes, timeout: float = DEFAULT_TIMEOUT, budget: float = 60.0
+    name: str,
+    run: Callable[[bytes], None],
+    data: bytes,
+    timeout: float = DEFAULT_TIMEOUT,
+    budget: float = 60.0,
 ) -> tuple[bytes, Failure]:
     """The shortest input found (delta debugging: drop chunks, then simplify bytes) that
     fails the same way as ``data``."""

@@ -181,7 +181,9 @@ def _data_file(data: bytes, suffix: str) -> None:
     except StoreError as exc:
         names(exc, str(path))
         return
-    bad = next(((k, v) for k, v in snap.values.items() if not (isinstance(k, str) and isinstance(v, str))), None)
+    bad = next(
+        ((k, v) for k, v in snap.values.items() if not (isinstance(k, str) and isinstance(v, str))), None
+    )
     if bad or not all(k.startswith("/") for k in snap.values):
         raise ContractViolation(f"a key or value that is not a string path: {bad}")
 
@@ -281,7 +283,10 @@ def _render_bird(values: dict[str, str], env: dict[str, str]) -> None:
 
     from confpy.keyview import KeyView
 
-    settings = {"BIRD_FLAVOR": env.get("BIRD_FLAVOR") or "calico", "CALICO_ROUTER_ID": env.get("CALICO_ROUTER_ID", "")}
+    settings = {
+        "BIRD_FLAVOR": env.get("BIRD_FLAVOR") or "calico",
+        "CALICO_ROUTER_ID": env.get("CALICO_ROUTER_ID", ""),
+    }
     with environment(**settings):
         for renderer, resources in TEMPLATES.sets:
             for r in resources:
@@ -291,7 +296,9 @@ def _render_bird(values: dict[str, str], env: dict[str, str]) -> None:
                 except RenderError as exc:
                     cause = exc.__cause__
                     if cause is not None and not isinstance(cause, DataError | jinja2.UndefinedError):
-                        raise ContractViolation(f"{r.src}: {type(cause).__name__} from the data: {exc}") from cause
+                        raise ContractViolation(
+                            f"{r.src}: {type(cause).__name__} from the data: {exc}"
+                        ) from cause
                     names(exc, r.src)
 
 
@@ -317,7 +324,9 @@ def _read_context(values: dict[str, str], env: dict[str, str]) -> None:
 
 def _properties(cls: type) -> list[str]:
     return sorted(
-        n for n in dir(cls) if not n.startswith("_") and isinstance(getattr(cls, n, None), property | cached_property)
+        n
+        for n in dir(cls)
+        if not n.startswith("_") and isinstance(getattr(cls, n, None), property | cached_property)
     )
 
 
@@ -403,7 +412,12 @@ def selector(data: bytes) -> None:
         said(exc)
         return
     words = [t.value for t in sel.tokenize(source) if t.kind in ("label", "string")]
-    labels = [{}, {w: w for w in words}, {w: "" for w in words}, dict(zip(words, reversed(words), strict=True))]
+    labels = [
+        {},
+        {w: w for w in words},
+        {w: "" for w in words},
+        dict(zip(words, reversed(words), strict=True)),
+    ]
     for lab in labels:
         if not isinstance(parsed.matches(lab), bool):
             raise ContractViolation(f"{source!r} does not evaluate to a bool")
@@ -473,7 +487,9 @@ def convert_confdir(data: bytes) -> None:
             try:
                 tomllib.loads(f.text)
             except tomllib.TOMLDecodeError as exc:
-                raise ContractViolation(f"{f.path}: the converted TOML does not parse: {exc}\n{f.text}") from exc
+                raise ContractViolation(
+                    f"{f.path}: the converted TOML does not parse: {exc}\n{f.text}"
+                ) from exc
         elif f.path.endswith(".j2"):
             _compiles(f.text, f.path)
 
@@ -523,6 +539,7 @@ def bird_reply(data: bytes) -> None:
 
 
 # --- etcd: the v2 API's answers, the v3 JSON gateway's answers -------------------------
+
 
 def _status(record: bytes) -> tuple[int, bytes]:
     """A record's HTTP status (its first three bytes, when they are digits; else 200)
@@ -701,7 +718,9 @@ def etcd_gateway(data: bytes) -> None:
         return
     options = data[0]
     answers = [_status(r) for r in frames(data[1:])]
-    prefixes = [["/calico/bgp/v1"], ["/calico/bgp/v1/host", "/calico/bgp/v1/global"], [], ["/"]][options >> 2 & 3]
+    prefixes = [["/calico/bgp/v1"], ["/calico/bgp/v1/host", "/calico/bgp/v1/global"], [], ["/"]][
+        options >> 2 & 3
+    ]
     reader = gw.GatewayReader(
         ["http://127.0.0.1:2379"],
         username="root" if options & 1 else None,

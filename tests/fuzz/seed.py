@@ -143,7 +143,7 @@ def seeds() -> dict[str, list[bytes]]:
     templates = _files("tests/convert_fixtures/confd/templates/*", "examples/confd/templates/*")
     out["go_template"] = [p.read_bytes() for p in templates] + [
         b'{{define "t"}}{{.}}{{end}}{{template "t" "x"}}{{block "b" .}}b{{end}}\n'
-        b"{{range $i, $v := split (getv \"/a\") \",\"}}{{if eq $i 0}}{{$v}}{{else if gt $i 2}}-{{break}}"
+        b'{{range $i, $v := split (getv "/a") ","}}{{if eq $i 0}}{{$v}}{{else if gt $i 2}}-{{break}}'
         b"{{else}}{{continue}}{{end}}{{end}}\n{{with $x := 1}}{{printf \"%d %q %v\" $x 'a' 1.5e3}}{{end}}\n"
         b"{{- /* comment */ -}}{{`raw`}} {{0x1F}} {{1_000}} {{nil | print}} {{(index . 0).Key}}\n",
     ]
