@@ -105,3 +105,28 @@ def test_a_one_shot_run_loads_neither_grpc_nor_asyncio(
     )
     assert out.stdout.split("\n")[-2] == "0 []", out.stdout + out.stderr
     assert (tmp_path / "a.conf").read_text() == "v\n"
+
+
+COUNT = b'{"header": {"revision": "1"}, "count": "1"}'
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [b"2"],
+        [b'{"header": []}'],
+        [COUNT, b"[]"],
+        [COUNT, b'{"kvs": [7]}'],
+        [COUNT, b'{"kvs": [{"key": 7}]}'],
+    ],
+)
+def test_an_answer_of_the_wrong_shape_is_an_endpoint_failing(answers: list[bytes]) -> None:
+    # Found by the etcd_gateway fuzz harness (tests/fuzz/corpus/etcd_gateway/regress-*): a JSON
+    # answer that is not the object etcd sends went through as a TypeError or AttributeError.
+    from tests.fuzz.harnesses import FakeGatewayConnection
+
+    reader = GatewayReader(["http://127.0.0.1:2379"])
+    conn = FakeGatewayConnection([(200, a) for a in answers])
+    reader._connection = lambda host, port, tls: conn  # type: ignore[method-assign,assignment,return-value]
+    with pytest.raises(StoreUnreachable, match=r"no etcd endpoint answered .*tried http://127.0.0.1:2379 \("):
+        reader.read(["/calico"])

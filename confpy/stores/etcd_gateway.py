@@ -132,7 +132,16 @@ class GatewayReader:
                         except _NotFound:
                             break
                 failures.append(f"{url} (no JSON gateway)")
-            except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
+            # An answer of the wrong shape (a list for an object, a number for a string:
+            # TypeError, AttributeError) is an endpoint failing, like one that is not JSON.
+            except (
+                OSError,
+                http.client.HTTPException,
+                ValueError,
+                KeyError,
+                TypeError,
+                AttributeError,
+            ) as exc:
                 failures.append(f"{url} ({exc})")
             finally:
                 conn.close()
