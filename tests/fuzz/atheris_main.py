@@ -10,6 +10,8 @@ the modules a harness imports on first use are loaded (and instrumented) there.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import sys
 
 import atheris
@@ -17,6 +19,8 @@ import atheris
 
 def main() -> None:
     name, flags = sys.argv[1], sys.argv[2:]
+    logging.disable(logging.CRITICAL)  # the stores log every retry; the fuzzer reports what matters
+    os.environ.setdefault("BIRD_FLAVOR", "calico")  # never probe a bird binary from a harness
     from tests.fuzz.harnesses import HARNESSES
 
     harness = HARNESSES[name]
