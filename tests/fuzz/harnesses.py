@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import math
 import os
 import shutil
 import tempfile
@@ -153,6 +154,9 @@ def resource_toml(data: bytes) -> None:
         return
     if not r.dest.is_absolute() or not r.keys or r.name != "fuzz":
         raise ContractViolation(f"impossible resource: {r}")
+    timeouts = [r.check_timeout] + ([r.reload.timeout] if r.reload else [])
+    if not all(math.isfinite(t) and t > 0 for t in timeouts):
+        raise ContractViolation(f"a timeout that is not a finite number of seconds: {timeouts}")
 
 
 @harness("settings_toml", ("tomllib",))
@@ -167,9 +171,13 @@ def settings_toml(data: bytes) -> None:
         names(exc, str(path))
         return
     try:
-        build_settings({"config_file": str(path)}, {"NODENAME": NODE})
+        settings = build_settings({"config_file": str(path)}, {"NODENAME": NODE})
     except ConfigError as exc:
         said(exc)
+        return
+    durations = [settings.wait_min, settings.wait_max, settings.connect_timeout, settings.interval or 1.0]
+    if not all(math.isfinite(d) and d >= 0 for d in durations):
+        raise ContractViolation(f"a duration that is not a finite number of seconds: {durations}")
 
 
 def _data_file(data: bytes, suffix: str) -> None:
@@ -188,13 +196,13 @@ def _data_file(data: bytes, suffix: str) -> None:
         raise ContractViolation(f"a key or value that is not a string path: {bad}")
 
 
-@harness("datafile_yaml", ("yaml",))
+@harness("datafile_yaml", ("yaml",), max_len=65536)
 def datafile_yaml(data: bytes) -> None:
     """A YAML data file through the file store: keys, or a StoreError naming the file."""
     _data_file(data, ".yaml")
 
 
-@harness("datafile_json")
+@harness("datafile_json", max_len=65536)
 def datafile_json(data: bytes) -> None:
     """A JSON data file through the file store: keys, or a StoreError naming the file."""
     _data_file(data, ".json")
