@@ -177,12 +177,14 @@ def load_resource(path: Path, conf_d: Path, node_name: str, global_prefix: str =
     try:
         with path.open("rb") as f:
             doc = tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
     except UnicodeDecodeError as exc:  # tomllib decodes the bytes before it parses them
         raise ConfigError(
             f"{path}: not UTF-8 text (TOML is): byte {exc.start} is {exc.object[exc.start]:#04x}"
         ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    except ValueError as exc:  # an integer longer than int() takes (4300 digits), ...
+        raise ConfigError(f"{path}: cannot read its TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     extra = set(doc) - {"template"}

@@ -227,3 +227,24 @@ def test_a_config_file_that_is_not_utf8_is_exit_2(
     data.write_text("app: {x: 1}\n")
     assert main(["-onetime", f"-confdir={confdir}", f"-file={data}", f"-config-file={config}"]) == 2
     assert "confpy.toml: not UTF-8 text (TOML is): byte 14 is 0xe9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Found by the settings_toml fuzz harness (tests/fuzz/corpus/settings_toml/regress-*):
+        # a ValueError and an OverflowError went through as tracebacks; nan and inf were durations.
+        ("connect_timeout = " + "1" * 5000, r"cannot read its TOML: Exceeds the limit \(4300 digits\)"),
+        ("connect_timeout = " + "1" * 400, r"connect-timeout: 1111.* is not a finite duration"),
+        ("wait_min = nan", r"wait-min: nan is not a finite duration"),
+        ('wait_max = "inf"', r"wait-max: 'inf' is not a finite duration"),
+        ('interval = "1e999"', r"interval: '1e999' is not a finite duration"),
+    ],
+)
+def test_config_file_values_that_are_not_durations_are_errors(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    config = tmp_path / "confpy.toml"
+    config.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        build_settings({"config_file": str(config)}, {"NODENAME": "n1"})

@@ -220,6 +220,11 @@ def test_the_worked_example_of_the_migration_page(tmp_path: Path) -> None:
             b"",
             r"fuzz.toml:1:1: \[template\] src: template 'a{80}': File name too long",
         ),
+        (
+            b'[template]\nsrc = "t.tmpl"\ndest = "/x"\nuid = ' + b"1" * 5000 + b"\n",
+            b"",
+            r"fuzz.toml:1:1: cannot read its TOML: Exceeds the limit \(4300 digits\)",
+        ),
     ],
 )
 def test_files_that_cannot_be_read_are_problems(

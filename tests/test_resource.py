@@ -86,6 +86,15 @@ def test_resource_without_keys_reads_its_prefix(tmp_path: Path) -> None:
             '[template]\nsrc = "t.j2"\ndest = "/x"\ncheck_timeout = "soon"\n',
             r"check_timeout: 'soon' is not a duration",
         ),
+        # Found by fuzzing (tests/fuzz/corpus/resource_toml/regress-inf): nan and inf were timeouts.
+        (
+            '[template]\nsrc = "t.j2"\ndest = "/x"\ncheck_timeout = "inf"\n',
+            r"check_timeout: 'inf' is not a finite",
+        ),
+        (
+            '[template]\nsrc = "t.j2"\ndest = "/x"\nreload_cmd = "r"\nreload_timeout = nan\n',
+            r"reload_timeout: nan is",
+        ),
         ('[template]\nsrc = "t.j2"\ndest = "/x"\n[other]\n', r"unknown table or key 'other'"),
         ('[template]\nsrc = "t.j2"\ndest = "/x\n', r"TOML syntax error: .*line 3"),
         ('[template]\nsrc = "missing.j2"\ndest = "/x"\n', r"src: template missing.j2 not found"),
@@ -125,4 +134,14 @@ def test_a_resource_that_is_not_utf8_is_a_configuration_error(tmp_path: Path) ->
     path = write(tmp_path, "res", "")
     path.write_bytes(b'[template]\nsrc = "t.j2"\ndest = "/caf\xe9"\n')
     with pytest.raises(ConfigError, match=r"res.toml: not UTF-8 text \(TOML is\): byte 36 is 0xe9"):
+        load(tmp_path)
+
+
+def test_an_integer_longer_than_python_reads_is_a_configuration_error(tmp_path: Path) -> None:
+    # Found by fuzzing: tomllib's int() refuses more than 4300 digits with a plain ValueError,
+    # which is no TOMLDecodeError (tests/fuzz/corpus/resource_toml/regress-bigint).
+    write(tmp_path, "res", '[template]\nsrc = "t.j2"\ndest = "/x"\nuid = ' + "1" * 5000 + "\n")
+    with pytest.raises(
+        ConfigError, match=r"res.toml: cannot read its TOML: Exceeds the limit \(4300 digits\)"
+    ):
         load(tmp_path)

@@ -121,6 +121,9 @@ class _Converter:
             line, col = (int(m[1]), int(m[2])) if m else (1, 1)
             self.problem(name, f"TOML syntax error: {_TOML_AT.sub('', str(exc)).strip()}", line, col)
             return
+        except ValueError as exc:  # an integer longer than int() takes (4300 digits), ...
+            self.problem(name, f"cannot read its TOML: {exc}")
+            return
         table = doc.get("template")
         if not isinstance(table, dict):
             self.problem(name, "no [template] table")
