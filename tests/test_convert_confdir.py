@@ -238,3 +238,40 @@ def test_files_that_cannot_be_read_are_problems(
     (tmp_path / "templates" / "t.tmpl").write_bytes(template)
     problems = [str(p) for p in convert_confdir(tmp_path).problems]
     assert len(problems) == 1 and re.search(message, problems[0]), problems
+
+
+def test_a_decimal_mode_that_is_not_octal_is_a_warning(tmp_path: Path) -> None:
+    # Found by reading, confirmed with the convert_confdir harness (tests/fuzz/corpus/convert_confdir/
+    # regress-mode-9): int("9", 8) raised a ValueError out of convert_confdir.
+    from confpy.convert.confdir import convert_confdir
+
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "conf.d" / "a.toml").write_text('[template]\nsrc = "a.tmpl"\ndest = "/x"\nmode = "9"\n')
+    (tmp_path / "templates" / "a.tmpl").write_text("x\n")
+    conv = convert_confdir(tmp_path)
+    assert not conv.problems
+    assert [p.message for p in conv.warnings] == [
+        '[template] mode "9": confd reads it as decimal (0o11), confpy refuses it (not octal); '
+        'write "011" to keep confd\'s mode'
+    ]
+
+
+@pytest.mark.parametrize("inner", ['src = "\\q"', 'src = "a.tmpl"'])
+def test_a_src_line_inside_a_multiline_string_is_not_the_src(tmp_path: Path, inner: str) -> None:
+    # Found by reading, confirmed with the convert_confdir harness (tests/fuzz/corpus/convert_confdir/
+    # regress-src-in-string-*): the one "src = ..." line was inside check_cmd's string, so the
+    # converter raised a TOMLDecodeError, or rewrote check_cmd and left src naming the Go template.
+    import tomllib
+
+    from confpy.convert.confdir import convert_confdir
+
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "templates").mkdir()
+    toml = f"[template]\ncheck_cmd = '''\n{inner}\n'''\n\"src\" = 'a.tmpl'\ndest = \"/x\"\n"
+    (tmp_path / "conf.d" / "a.toml").write_text(toml)
+    (tmp_path / "templates" / "a.tmpl").write_text("x\n")
+    conv = convert_confdir(tmp_path)
+    assert not conv.problems
+    (out,) = [f for f in conv.files if f.path == "conf.d/a.toml"]
+    assert tomllib.loads(out.text)["template"] == {"check_cmd": inner + "\n", "src": "a.j2", "dest": "/x"}

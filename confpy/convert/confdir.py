@@ -69,6 +69,14 @@ def write_toml_table(table: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _table_of(text: str) -> object:
+    """The [template] table of TOML ``text``; None if it does not parse."""
+    try:
+        return tomllib.loads(text).get("template")
+    except ValueError:  # TOMLDecodeError
+        return None
+
+
 class _Converter:
     def __init__(self, src: Path) -> None:
         self.src = src
@@ -149,21 +157,27 @@ class _Converter:
             self.warn(name, f"[template] {key}: not a confd field, confd ignored it{hint}: dropped")
         self.check_fields(name, table)
         lines = list(_SRC_LINE.finditer(text))
-        if not dropped and len(lines) == 1 and tomllib.loads(f"x = {lines[0][2]}")["x"] == src:
-            # Only the src value changes: comments, order and layout stay as written.
-            out = text[: lines[0].start(2)] + _toml_string(new) + text[lines[0].end(2) :]
-        else:
+        out = None
+        if not dropped and len(lines) == 1:
+            # Only the src value changes: comments, order and layout stay as written; unless
+            # the line found is not the src key (a "src = ..." line inside a multi-line string).
+            edited = text[: lines[0].start(2)] + _toml_string(new) + text[lines[0].end(2) :]
+            out = edited if _table_of(edited) == {**table, "src": new} else None
+        if out is None:
             out = write_toml_table({**table, "src": new})
         self.out.files.append(OutputFile(f"conf.d/{rel}", out, f"src {src} -> {new}"))
 
     def check_fields(self, name: str, table: dict[str, Any]) -> None:
         mode = table.get("mode")
-        if (
-            isinstance(mode, str)
-            and mode.isdigit()
-            and not mode.startswith("0")
-            and mode != str(int(mode, 8))
-        ):
+        decimal = isinstance(mode, str) and mode.isascii() and mode.isdigit() and not mode.startswith("0")
+        decimal = decimal and len(mode) <= 12  # a file mode: a few digits (int() refuses 4300)
+        if decimal and not set(mode) <= set("01234567"):  # "9": not octal at all
+            self.warn(
+                name,
+                f'[template] mode "{mode}": confd reads it as decimal ({int(mode):#o}), confpy refuses it '
+                f'(not octal); write "0{int(mode):o}" to keep confd\'s mode',
+            )
+        elif decimal and mode != str(int(mode, 8)):
             self.warn(
                 name,
                 f'[template] mode "{mode}": confd reads it as decimal ({int(mode):#o}), confpy as octal '

@@ -478,6 +478,7 @@ def convert_confdir(data: bytes) -> None:
     problems each naming a file of the confdir."""
     import tomllib
 
+    from confpy.convert.confdir import CONFD_FIELDS
     from confpy.convert.confdir import convert_confdir as convert
 
     toml, _, template = data.partition(b"\x00")
@@ -490,14 +491,23 @@ def convert_confdir(data: bytes) -> None:
             raise ContractViolation(f"a problem not at a place in the confdir: {p}")
     if conv.problems:
         return
+    templates = {f.path.removeprefix("templates/") for f in conv.files if f.path.startswith("templates/")}
     for f in conv.files:
         if f.path.endswith(".toml"):
             try:
-                tomllib.loads(f.text)
+                table = tomllib.loads(f.text)["template"]
             except tomllib.TOMLDecodeError as exc:
                 raise ContractViolation(
                     f"{f.path}: the converted TOML does not parse: {exc}\n{f.text}"
                 ) from exc
+            if table.get("src") not in templates:
+                raise ContractViolation(
+                    f"{f.path}: src {table.get('src')!r} is none of the converted {templates}"
+                )
+            given = tomllib.loads(toml.decode())["template"]
+            kept = {k: v for k, v in given.items() if k in CONFD_FIELDS and k != "src"}
+            if {k: v for k, v in table.items() if k != "src"} != kept:
+                raise ContractViolation(f"{f.path}: the fields changed: {kept} became {table}")
         elif f.path.endswith(".j2"):
             _compiles(f.text, f.path)
 
