@@ -169,20 +169,22 @@ class _Converter:
 
     def check_fields(self, name: str, table: dict[str, Any]) -> None:
         mode = table.get("mode")
-        decimal = isinstance(mode, str) and mode.isascii() and mode.isdigit() and not mode.startswith("0")
-        decimal = decimal and len(mode) <= 12  # a file mode: a few digits (int() refuses 4300)
-        if decimal and not set(mode) <= set("01234567"):  # "9": not octal at all
-            self.warn(
-                name,
-                f'[template] mode "{mode}": confd reads it as decimal ({int(mode):#o}), confpy refuses it '
-                f'(not octal); write "0{int(mode):o}" to keep confd\'s mode',
-            )
-        elif decimal and mode != str(int(mode, 8)):
-            self.warn(
-                name,
-                f'[template] mode "{mode}": confd reads it as decimal ({int(mode):#o}), confpy as octal '
-                f'(0{mode}); write "0{mode}" to say so',
-            )
+        # A few decimal digits without a leading 0 (a file mode; int() refuses 4300 digits):
+        if isinstance(mode, str) and mode.isascii() and mode.isdigit() and not mode.startswith("0"):
+            if len(mode) > 12:
+                pass  # confpy refuses it when it loads the resource
+            elif not set(mode) <= set("01234567"):  # "9": not octal at all
+                self.warn(
+                    name,
+                    f'[template] mode "{mode}": confd reads it as decimal ({int(mode):#o}), confpy refuses '
+                    f'it (not octal); write "0{int(mode):o}" to keep confd\'s mode',
+                )
+            elif mode != str(int(mode, 8)):
+                self.warn(
+                    name,
+                    f'[template] mode "{mode}": confd reads it as decimal ({int(mode):#o}), confpy as octal '
+                    f'(0{mode}); write "0{mode}" to say so',
+                )
         for key in ("check_cmd", "reload_cmd"):
             cmd = table.get(key)
             if isinstance(cmd, str) and any(

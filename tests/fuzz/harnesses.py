@@ -259,7 +259,7 @@ def _keys(data: bytes) -> tuple[dict[str, str], dict[str, str]]:
     for line in text(data).split("\n"):
         key, _, value = line.partition(" ")
         if key.startswith("$"):
-            env[key[1:]] = value
+            env[key[1:]] = value.replace("\x00", "")  # no environment holds a NUL
         elif key:
             keys["/calico/bgp/v1" + key[1:] if key.startswith("~") else key] = value
     return keys, env
