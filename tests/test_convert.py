@@ -62,6 +62,10 @@ def problems(template: str) -> list[str]:
         ("no newline at the end{{if true}}{{end}}", "no newline at the end"),
         ("{{/* only a comment */}}\n", "\n"),
         ("\f{{- `x` -}}\v", "\fx\v"),  # Go trims only space, tab, CR, LF; Jinja's "-" would eat \f and \v
+        # Found by atheris on the go_template harness (tests/fuzz/corpus/go_template/regress-brace-cr):
+        # "{" before the literal written for "\r" read as "{{{" and the Jinja did not compile.
+        ("{\r", "{\r"),
+        ("a{\r\n{{`b`}}{\r{{- ` c` -}} {\n", "a{\r\nb{ c{\n"),  # Go's "{{- " trims the \r
     ],
 )
 def test_text_comes_out_as_go_writes_it(go: Go, template: str, expected: str) -> None:
