@@ -160,19 +160,24 @@ def fuzz(
     rss_mb: float = DEFAULT_RSS_MB,
     max_len: int = 65536,
     keep_going: bool = False,
+    mutate_regressions: bool = True,
 ) -> Stats:
     """Replay the corpus of ``name``, then mutate it (seeded) for ``runs`` inputs or
-    ``seconds``. Stops at the first failure unless ``keep_going``."""
+    ``seconds``. Stops at the first failure unless ``keep_going``. Without
+    ``mutate_regressions`` the ``regress-*`` inputs are replayed, not mutated (some take
+    a second each: the suite keeps to the quick ones)."""
     start = time.monotonic()
     stats = Stats()
-    seeds = [data for _, data in corpus(name)] or [b""]
+    files = corpus(name)
+    seeds = [data for _, data in files] or [b""]
+    pool = [d for p, d in files if mutate_regressions or not p.name.startswith("regress-")] or seeds
     stats.corpus = len(seeds)
 
     def inputs() -> Iterator[bytes]:
         yield from seeds
         rng = random.Random(f"{name}:{seed}")
         while True:
-            yield mutate(rng, rng.choice(seeds), seeds)[:max_len]
+            yield mutate(rng, rng.choice(pool), pool)[:max_len]
 
     for i, data in enumerate(inputs()):
         if i >= len(seeds) and (
