@@ -83,7 +83,8 @@ def test_selectors_compare_by_text() -> None:
 
 
 def test_nesting_is_bounded_and_a_deeper_selector_is_a_selector_error() -> None:
-    # Found by fuzzing (tests/fuzz/corpus/selector/regress-deep-parentheses): 300 nested
+    # Suspected from reading, confirmed with the selector harness (tests/fuzz/corpus/selector/
+    # regress-deep-parentheses): 300 nested
     # parentheses were a RecursionError, which escaped resources.parse and V1View.apply.
     import json
 

@@ -220,7 +220,7 @@ def test_onetime_with_watch_says_onetime_wins(
 def test_a_config_file_that_is_not_utf8_is_exit_2(
     confdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Found by the settings_toml fuzz harness (tests/fuzz/corpus/settings_toml/regress-not-utf8).
+    # Found by the settings_toml fuzz harness's seeded mutator (tests/fuzz/corpus/settings_toml/regress-not-utf8).
     config = tmp_path / "confpy.toml"
     config.write_bytes(b'prefix = "/caf\xe9"\n')
     data = tmp_path / "d.yaml"
@@ -232,8 +232,8 @@ def test_a_config_file_that_is_not_utf8_is_exit_2(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        # Found by the settings_toml fuzz harness (tests/fuzz/corpus/settings_toml/regress-*):
-        # a ValueError and an OverflowError went through as tracebacks; nan and inf were durations.
+        # The settings_toml fuzz harness (tests/fuzz/corpus/settings_toml/regress-*): the OverflowError
+        # found by its seeded mutator; the 4300-digit ValueError and nan/inf suspected from reading.
         ("connect_timeout = " + "1" * 5000, r"cannot read its TOML: Exceeds the limit \(4300 digits\)"),
         ("connect_timeout = " + "1" * 400, r"connect-timeout: 1111.* is not a finite duration"),
         ("wait_min = nan", r"wait-min: nan is not a finite duration"),

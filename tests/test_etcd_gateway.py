@@ -121,7 +121,7 @@ COUNT = b'{"header": {"revision": "1"}, "count": "1"}'
     ],
 )
 def test_an_answer_of_the_wrong_shape_is_an_endpoint_failing(answers: list[bytes]) -> None:
-    # Found by the etcd_gateway fuzz harness (tests/fuzz/corpus/etcd_gateway/regress-*): a JSON
+    # Found by the etcd_gateway fuzz harness's seeded mutator (tests/fuzz/corpus/etcd_gateway/regress-*): a JSON
     # answer that is not the object etcd sends went through as a TypeError or AttributeError.
     from tests.fuzz.harnesses import FakeGatewayConnection
 

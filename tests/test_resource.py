@@ -86,7 +86,8 @@ def test_resource_without_keys_reads_its_prefix(tmp_path: Path) -> None:
             '[template]\nsrc = "t.j2"\ndest = "/x"\ncheck_timeout = "soon"\n',
             r"check_timeout: 'soon' is not a duration",
         ),
-        # Found by fuzzing (tests/fuzz/corpus/resource_toml/regress-inf): nan and inf were timeouts.
+        # Suspected from reading; the resource_toml harness checks it (its corpus keeps regress-inf):
+        # nan and inf were timeouts.
         (
             '[template]\nsrc = "t.j2"\ndest = "/x"\ncheck_timeout = "inf"\n',
             r"check_timeout: 'inf' is not a finite",
@@ -129,7 +130,7 @@ def test_resources_in_subdirectories_are_found(tmp_path: Path) -> None:
 
 
 def test_a_resource_that_is_not_utf8_is_a_configuration_error(tmp_path: Path) -> None:
-    # Found by the resource_toml fuzz harness: tomllib decodes before it parses, and its
+    # Found by the resource_toml fuzz harness's seeded mutator: tomllib decodes before it parses, and its
     # UnicodeDecodeError went through as a traceback (tests/fuzz/corpus/resource_toml/regress-not-utf8).
     path = write(tmp_path, "res", "")
     path.write_bytes(b'[template]\nsrc = "t.j2"\ndest = "/caf\xe9"\n')
@@ -138,7 +139,8 @@ def test_a_resource_that_is_not_utf8_is_a_configuration_error(tmp_path: Path) ->
 
 
 def test_an_integer_longer_than_python_reads_is_a_configuration_error(tmp_path: Path) -> None:
-    # Found by fuzzing: tomllib's int() refuses more than 4300 digits with a plain ValueError,
+    # Suspected from reading, confirmed with the resource_toml harness: tomllib's int() refuses more
+    # than 4300 digits with a plain ValueError,
     # which is no TOMLDecodeError (tests/fuzz/corpus/resource_toml/regress-bigint).
     write(tmp_path, "res", '[template]\nsrc = "t.j2"\ndest = "/x"\nuid = ' + "1" * 5000 + "\n")
     with pytest.raises(
