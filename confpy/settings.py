@@ -160,6 +160,8 @@ def read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
         if explicit:
             raise ConfigError(f"{path}: config file not found") from None
         return {}
+    except OSError as exc:  # a directory, no permission
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:  # tomllib decodes the bytes before it parses them
         raise ConfigError(
             f"{path}: not UTF-8 text (TOML is): byte {exc.start} is {exc.object[exc.start]:#04x}"

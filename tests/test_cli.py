@@ -248,3 +248,10 @@ def test_config_file_values_that_are_not_durations_are_errors(
     config.write_text(text + "\n")
     with pytest.raises(ConfigError, match=message):
         build_settings({"config_file": str(config)}, {"NODENAME": "n1"})
+
+
+def test_a_config_file_that_cannot_be_read_is_a_configuration_error(tmp_path: Path) -> None:
+    # Noticed while writing the settings_toml harness (which only writes files): a directory
+    # given as -config-file was an IsADirectoryError traceback.
+    with pytest.raises(ConfigError, match=f"{tmp_path}: cannot read: Is a directory"):
+        build_settings({"config_file": str(tmp_path)}, {"NODENAME": "n1"})
