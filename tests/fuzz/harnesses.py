@@ -382,10 +382,14 @@ def calico_view(data: bytes) -> None:
 
     Records split on ``\\x00``; each: a byte (``% 5``: nodes, bgppeers, bgpconfigurations,
     ippools, a block affinity of this node; ``& 0x80``: a delete; ``& 0x40``: apply the
-    batch after this record), then ``name`` ``\\n`` ``value``."""
+    batch after this record), then ``name`` ``\\n`` ``value``. Each apply returns exactly
+    the keys that changed, and the view kept change by change equals a view computed at
+    once from the resources it holds (the last version of each that parsed)."""
+    from confpy.calico.v3 import resources
     from confpy.calico.v3.view import V1View, affinity_prefix
 
     view = V1View(NODE)
+    held: dict[str, str] = {}  # what the view should hold: the last good value of each key
     batch: list[tuple[str, str | None]] = []
     records = [r for r in frames(data) if r]
     for i, record in enumerate(records):
@@ -396,7 +400,12 @@ def calico_view(data: bytes) -> None:
         else:
             key = _resource_key(kind, name)
         batch.append((key, None if record[0] & 0x80 else value))
+        if record[0] & 0x80:
+            held.pop(key, None)
+        elif kind == 4 or _parses(resources, key, value):
+            held[key] = value
         if record[0] & 0x40 or i == len(records) - 1:
+            before = dict(view.values)
             changed, errors = view.apply(batch)
             batch = []
             for exc in errors:
@@ -404,7 +413,26 @@ def calico_view(data: bytes) -> None:
                     raise ContractViolation(f"apply reported {exc!r}")
             if any(not isinstance(v, str | None) for v in changed.values()):
                 raise ContractViolation(f"a changed key that is not a string: {changed}")
+            expected = {**before, **changed}
+            if {k: v for k, v in expected.items() if v is not None} != view.values:
+                raise ContractViolation(
+                    f"apply returned {changed}, but the view moved from {before} to {view.values}"
+                )
+    fresh = V1View(NODE)
+    fresh.apply(held.items())
+    if fresh.values != view.values:
+        diff = {k: (view.values.get(k), fresh.values.get(k)) for k in set(view.values) | set(fresh.values)
+                if view.values.get(k) != fresh.values.get(k)}  # fmt: skip
+        raise ContractViolation(f"the view kept change by change differs from one made at once: {diff}")
     _read_context(dict(view.values), {})
+
+
+def _parses(resources: Any, key: str, value: str) -> bool:
+    try:
+        resources.parse(key, value)
+    except DataError:
+        return False
+    return True
 
 
 @harness("selector")
