@@ -511,7 +511,7 @@ def convert_confdir(data: bytes) -> None:
 
     toml, _, template = data.partition(b"\x00")
     src = SCRATCH.fresh("confd")
-    SCRATCH.file("confd/conf.d/fuzz.toml", toml)
+    toml_path = SCRATCH.file("confd/conf.d/fuzz.toml", toml)
     SCRATCH.file("confd/templates/fuzz.tmpl", template)
     conv = convert(src)
     for p in conv.problems + conv.warnings:
@@ -532,7 +532,7 @@ def convert_confdir(data: bytes) -> None:
                 raise ContractViolation(
                     f"{f.path}: src {table.get('src')!r} is none of the converted {templates}"
                 )
-            given = tomllib.loads(toml.decode())["template"]
+            given = tomllib.loads(toml_path.read_text())["template"]  # as the converter reads it
             kept = {k: v for k, v in given.items() if k in CONFD_FIELDS and k != "src"}
             if {k: v for k, v in table.items() if k != "src"} != kept:
                 raise ContractViolation(f"{f.path}: the fields changed: {kept} became {table}")
