@@ -249,7 +249,8 @@ class _ResourceParser:
         if number is not None and name is not None:
             raise self.error(name_field, f"give {id_name} or {name_field}, not both")
         if number is not None:
-            if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            # Linux ids are 32 bits and 4294967295 means "no change": os.chown refuses more.
+            if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < 2**32 - 1:
                 raise self.error(id_name, f"{number!r} is not a numeric id")
             return number
         if name is not None:

@@ -86,6 +86,10 @@ def test_resource_without_keys_reads_its_prefix(tmp_path: Path) -> None:
             '[template]\nsrc = "t.j2"\ndest = "/x"\ncheck_timeout = "soon"\n',
             r"check_timeout: 'soon' is not a duration",
         ),
+        # Suspected from reading; the resource_toml harness checks it (regress-uid-2-32): os.fchown
+        # refuses ids past 32 bits with an OverflowError, an "unexpected error" of the unit on every try.
+        ('[template]\nsrc = "t.j2"\ndest = "/x"\nuid = 4294967296\n', r"uid: 4294967296 is not a numeric id"),
+        ('[template]\nsrc = "t.j2"\ndest = "/x"\ngid = 4294967295\n', r"gid: 4294967295 is not a numeric id"),
         # Suspected from reading; the resource_toml harness checks it (its corpus keeps regress-inf):
         # nan and inf were timeouts.
         (

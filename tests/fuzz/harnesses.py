@@ -154,6 +154,8 @@ def resource_toml(data: bytes) -> None:
         return
     if not r.dest.is_absolute() or not r.keys or r.name != "fuzz":
         raise ContractViolation(f"impossible resource: {r}")
+    if any(i is not None and not 0 <= i < 2**32 - 1 for i in (r.uid, r.gid)):
+        raise ContractViolation(f"an id os.chown refuses: uid {r.uid}, gid {r.gid}")
     timeouts = [r.check_timeout] + ([r.reload.timeout] if r.reload else [])
     if not all(math.isfinite(t) and t > 0 for t in timeouts):
         raise ContractViolation(f"a timeout that is not a finite number of seconds: {timeouts}")
