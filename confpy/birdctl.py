@@ -19,7 +19,7 @@ CONFIGURE_OK = {
     "0005": "reconfiguration queued",
 }
 _GREETING = "0001"
-_FINAL = re.compile(r"^(\d{4}) ")
+_FINAL = re.compile(r"^([0-9]{4}) ")  # ASCII digits: \d matches other scripts' digits too
 REPLY_LIMIT = 1024 * 1024
 
 

@@ -177,8 +177,14 @@ def load_resource(path: Path, conf_d: Path, node_name: str, global_prefix: str =
     try:
         with path.open("rb") as f:
             doc = tomllib.load(f)
+    except UnicodeDecodeError as exc:  # tomllib decodes the bytes before it parses them
+        raise ConfigError(
+            f"{path}: not UTF-8 text (TOML is): byte {exc.start} is {exc.object[exc.start]:#04x}"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    except ValueError as exc:  # an integer longer than int() takes (4300 digits), ...
+        raise ConfigError(f"{path}: cannot read its TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     extra = set(doc) - {"template"}
@@ -243,7 +249,8 @@ class _ResourceParser:
         if number is not None and name is not None:
             raise self.error(name_field, f"give {id_name} or {name_field}, not both")
         if number is not None:
-            if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            # Linux ids are 32 bits and 4294967295 means "no change": os.chown refuses more.
+            if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < 2**32 - 1:
                 raise self.error(id_name, f"{number!r} is not a numeric id")
             return number
         if name is not None:

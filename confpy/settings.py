@@ -160,8 +160,16 @@ def read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
         if explicit:
             raise ConfigError(f"{path}: config file not found") from None
         return {}
+    except OSError as exc:  # a directory, no permission
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # tomllib decodes the bytes before it parses them
+        raise ConfigError(
+            f"{path}: not UTF-8 text (TOML is): byte {exc.start} is {exc.object[exc.start]:#04x}"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    except ValueError as exc:  # an integer longer than int() takes (4300 digits), ...
+        raise ConfigError(f"{path}: cannot read its TOML: {exc}") from None
     out: dict[str, Any] = {}
     warnings: list[str] = []
     for raw, value in doc.items():

@@ -80,3 +80,22 @@ def test_bad_selectors_say_what_is_wrong(text: str, message: str) -> None:
 def test_selectors_compare_by_text() -> None:
     assert parse("has(a)") == parse("has(a)")
     assert parse("has(a)") != parse("has(b)")
+
+
+def test_nesting_is_bounded_and_a_deeper_selector_is_a_selector_error() -> None:
+    # Suspected from reading, confirmed with the selector harness (tests/fuzz/corpus/selector/
+    # regress-deep-parentheses): 300 nested
+    # parentheses were a RecursionError, which escaped resources.parse and V1View.apply.
+    import json
+
+    from confpy.calico.v3.resources import parse as parse_resource
+    from confpy.errors import DataError
+
+    assert parse("(" * 100 + "has(a)" + ")" * 100).matches({"a": ""})
+    with pytest.raises(SelectorError, match="parentheses nested deeper than 100"):
+        parse("(" * 101 + "has(a)" + ")" * 101)
+    deep = "(" * 300 + "all()" + ")" * 300
+    key = "/calico/resources/v3/projectcalico.org/bgppeers/p1"
+    peer = {"spec": {"nodeSelector": deep, "peerIP": "10.0.0.1", "asNumber": 65001}}
+    with pytest.raises(DataError, match=f"key {key}: spec.nodeSelector: parentheses nested deeper than 100"):
+        parse_resource(key, json.dumps(peer))

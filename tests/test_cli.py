@@ -215,3 +215,43 @@ def test_onetime_with_watch_says_onetime_wins(
                  "-config-file", str(tmp_path / "empty.toml")])  # fmt: skip
     assert code == 0
     assert "-onetime and -watch both given: -onetime wins, as in confd (apply once and exit)" in caplog.text
+
+
+def test_a_config_file_that_is_not_utf8_is_exit_2(
+    confdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found by the settings_toml fuzz harness's seeded mutator (tests/fuzz/corpus/settings_toml/regress-not-utf8).
+    config = tmp_path / "confpy.toml"
+    config.write_bytes(b'prefix = "/caf\xe9"\n')
+    data = tmp_path / "d.yaml"
+    data.write_text("app: {x: 1}\n")
+    assert main(["-onetime", f"-confdir={confdir}", f"-file={data}", f"-config-file={config}"]) == 2
+    assert "confpy.toml: not UTF-8 text (TOML is): byte 14 is 0xe9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # The settings_toml fuzz harness (tests/fuzz/corpus/settings_toml/regress-*): the OverflowError
+        # found by its seeded mutator; the 4300-digit ValueError and nan/inf suspected from reading.
+        ("connect_timeout = " + "1" * 5000, r"cannot read its TOML: Exceeds the limit \(4300 digits\)"),
+        ("connect_timeout = " + "1" * 400, r"connect-timeout: 1111.* is not a finite duration"),
+        ("wait_min = nan", r"wait-min: nan is not a finite duration"),
+        ('wait_max = "inf"', r"wait-max: 'inf' is not a finite duration"),
+        ('interval = "1e999"', r"interval: '1e999' is not a finite duration"),
+    ],
+)
+def test_config_file_values_that_are_not_durations_are_errors(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    config = tmp_path / "confpy.toml"
+    config.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        build_settings({"config_file": str(config)}, {"NODENAME": "n1"})
+
+
+def test_a_config_file_that_cannot_be_read_is_a_configuration_error(tmp_path: Path) -> None:
+    # Noticed while writing the settings_toml harness (which only writes files): a directory
+    # given as -config-file was an IsADirectoryError traceback.
+    with pytest.raises(ConfigError, match=f"{tmp_path}: cannot read: Is a directory"):
+        build_settings({"config_file": str(tmp_path)}, {"NODENAME": "n1"})

@@ -62,6 +62,10 @@ def problems(template: str) -> list[str]:
         ("no newline at the end{{if true}}{{end}}", "no newline at the end"),
         ("{{/* only a comment */}}\n", "\n"),
         ("\f{{- `x` -}}\v", "\fx\v"),  # Go trims only space, tab, CR, LF; Jinja's "-" would eat \f and \v
+        # Found by atheris on the go_template harness (tests/fuzz/corpus/go_template/regress-brace-cr):
+        # "{" before the literal written for "\r" read as "{{{" and the Jinja did not compile.
+        ("{\r", "{\r"),
+        ("a{\r\n{{`b`}}{\r{{- ` c` -}} {\n", "a{\r\nb{ c{\n"),  # Go's "{{- " trims the \r
     ],
 )
 def test_text_comes_out_as_go_writes_it(go: Go, template: str, expected: str) -> None:
@@ -293,3 +297,24 @@ def test_keyring_functions_are_refused_by_name() -> None:
     assert problems('{{cget "/secret"}}') == [
         "t.tmpl:1:3: cget reads values encrypted with confd's -keyring, which confpy does not do"
     ]
+
+
+@pytest.mark.parametrize(
+    ("template", "where"),
+    [
+        ("{{if 1}}" * 33 + "x" + "{{end}}" * 33, "t.tmpl:1:265"),
+        ("{{" + "(print " * 33 + "1" + ")" * 33 + "}}", "t.tmpl:1:227"),
+        ("{{range .}}" * 17 + "{{" + "(" * 16 + "1" + ")" * 16 + "}}" + "{{end}}" * 17, "t.tmpl:1:205"),
+    ],
+)
+def test_nesting_is_bounded(template: str, where: str) -> None:
+    # Suspected from reading the recursive parser, confirmed with the go_template harness
+    # (tests/fuzz/corpus/go_template/regress-*): 250 nested {{if}} or parentheses were a
+    # RecursionError out of the parser, and 70 nested calls a RecursionError out of Jinja's
+    # compiler on the converted template.
+    assert problems(template) == [
+        f"{where}: nested deeper than 32 levels (control structures and parentheses)"
+    ]
+    ok = "{{if 1}}" * 16 + "{{" + "(print " * 16 + "1" + ")" * 16 + "}}" + "{{end}}" * 16
+    assert problems(ok) == []
+    Renderer(Path("/nonexistent")).env.parse(convert_template(ok, "t.tmpl").source)

@@ -10,6 +10,7 @@ templates of test_confd_compat are checked against too).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -197,3 +198,80 @@ def test_the_worked_example_of_the_migration_page(tmp_path: Path) -> None:
         "backend shop\n    server shop1 10.0.0.11:8080 check\n    server shop2 10.0.0.12:8080 backup check\n"
         "    # shop: the last port has 4 digits\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("toml", "template", "message"),
+    [
+        # Found by the convert_confdir fuzz harness's seeded mutator (the 4300-digit integer: by
+        # reading) (tests/fuzz/corpus/convert_confdir/regress-*): each went through as a traceback.
+        (
+            b'[template]\nsrc = "t.tmpl"\ndest = "/caf\xe9"\n',
+            b"x\n",
+            r"fuzz.toml:1:1: not UTF-8 text: byte 38 is 0xe9",
+        ),
+        (
+            b'[template]\nsrc = "t.tmpl"\ndest = "/x"\n',
+            b"caf\xe9 {{.}}\n",
+            r"t.tmpl:1:1: not UTF-8 text: byte 3 is 0xe9",
+        ),
+        (
+            b'[template]\nsrc = "' + b"a" * 300 + b'"\ndest = "/x"\n',
+            b"",
+            r"fuzz.toml:1:1: \[template\] src: template 'a{80}': File name too long",
+        ),
+        (
+            b'[template]\nsrc = "t.tmpl"\ndest = "/x"\nuid = ' + b"1" * 5000 + b"\n",
+            b"",
+            r"fuzz.toml:1:1: cannot read its TOML: Exceeds the limit \(4300 digits\)",
+        ),
+    ],
+)
+def test_files_that_cannot_be_read_are_problems(
+    tmp_path: Path, toml: bytes, template: bytes, message: str
+) -> None:
+    from confpy.convert.confdir import convert_confdir
+
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "conf.d" / "fuzz.toml").write_bytes(toml)
+    (tmp_path / "templates" / "t.tmpl").write_bytes(template)
+    problems = [str(p) for p in convert_confdir(tmp_path).problems]
+    assert len(problems) == 1 and re.search(message, problems[0]), problems
+
+
+def test_a_decimal_mode_that_is_not_octal_is_a_warning(tmp_path: Path) -> None:
+    # Found by reading, confirmed with the convert_confdir harness (tests/fuzz/corpus/convert_confdir/
+    # regress-mode-9): int("9", 8) raised a ValueError out of convert_confdir.
+    from confpy.convert.confdir import convert_confdir
+
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "conf.d" / "a.toml").write_text('[template]\nsrc = "a.tmpl"\ndest = "/x"\nmode = "9"\n')
+    (tmp_path / "templates" / "a.tmpl").write_text("x\n")
+    conv = convert_confdir(tmp_path)
+    assert not conv.problems
+    assert [p.message for p in conv.warnings] == [
+        '[template] mode "9": confd reads it as decimal (0o11), confpy refuses it (not octal); '
+        'write "011" to keep confd\'s mode'
+    ]
+
+
+@pytest.mark.parametrize("inner", ['src = "\\q"', 'src = "a.tmpl"'])
+def test_a_src_line_inside_a_multiline_string_is_not_the_src(tmp_path: Path, inner: str) -> None:
+    # Found by reading, confirmed with the convert_confdir harness (tests/fuzz/corpus/convert_confdir/
+    # regress-src-in-string-*): the one "src = ..." line was inside check_cmd's string, so the
+    # converter raised a TOMLDecodeError, or rewrote check_cmd and left src naming the Go template.
+    import tomllib
+
+    from confpy.convert.confdir import convert_confdir
+
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "templates").mkdir()
+    toml = f"[template]\ncheck_cmd = '''\n{inner}\n'''\n\"src\" = 'a.tmpl'\ndest = \"/x\"\n"
+    (tmp_path / "conf.d" / "a.toml").write_text(toml)
+    (tmp_path / "templates" / "a.tmpl").write_text("x\n")
+    conv = convert_confdir(tmp_path)
+    assert not conv.problems
+    (out,) = [f for f in conv.files if f.path == "conf.d/a.toml"]
+    assert tomllib.loads(out.text)["template"] == {"check_cmd": inner + "\n", "src": "a.j2", "dest": "/x"}

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -124,3 +125,30 @@ def test_an_etcd_without_its_gateway_is_read_through_grpc(
     argv = ["-onetime", f"-confdir={tmp_path}", f"-node={server.endpoint}", "-config-file=/dev/null"]
     assert main(argv) == 0
     assert (tmp_path / "a.conf").read_text() == "v\n"
+
+
+COUNT = b'{"header": {"revision": "1"}, "count": "1"}'
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [b"2"],
+        [b'{"header": []}'],
+        [COUNT, b"[]"],
+        [COUNT, b'{"kvs": [7]}'],
+        [COUNT, b'{"kvs": [{"key": 7}]}'],
+    ],
+)
+def test_an_answer_of_the_wrong_shape_is_an_endpoint_failing(answers: list[bytes]) -> None:
+    # Found by the etcd_gateway fuzz harness's seeded mutator (tests/fuzz/corpus/etcd_gateway/regress-*): a JSON
+    # answer that is not the object etcd sends went through as a TypeError or AttributeError.
+    from confpy.stores import etcd_gateway
+    from tests.fuzz.harnesses import FakeGatewayLink
+
+    link = FakeGatewayLink([(200, a) for a in answers])
+    with (
+        mock.patch.object(etcd_gateway, "_Link", lambda *args: link),
+        pytest.raises(StoreUnreachable, match=r"no etcd endpoint answered .*tried http://127.0.0.1:2379 \("),
+    ):
+        GatewayReader(["http://127.0.0.1:2379"]).read(["/calico"])

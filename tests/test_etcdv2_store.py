@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shutil
 import socket
 import threading
@@ -361,3 +362,53 @@ def test_an_etcd_whose_data_was_replaced_is_read_again(
 
     run(main())
     assert messages(log, "already seen, and its cluster id changed: its data was replaced")
+
+
+def _answers(*records: bytes) -> Any:
+    from tests.fuzz.harnesses import FakeV2Client, _v2_answers
+
+    store = EtcdV2Store.__new__(EtcdV2Store)
+    store._client = FakeV2Client(_v2_answers(b"\x00".join(records)))  # type: ignore[assignment]
+    return store
+
+
+DEEP_DIRS = b'{"dir":true,"nodes":[' * 900 + b'{"key":"/a/x","value":"1"}' + b"]}" * 900
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[]", "not an etcd node: []"),
+        (b"[" * 5000, "with a body that is not JSON"),
+        # Directories deeper than the JSON parser goes; _flatten recurses half as deep.
+        (b'{"node": ' + DEEP_DIRS + b"}", "with a body that is not JSON"),
+    ],
+)
+def test_a_snapshot_answer_of_the_wrong_shape_is_a_store_error(body: bytes, message: str) -> None:
+    # Found by reading, confirmed with the etcdv2_answers fuzz harness (tests/fuzz/corpus/
+    # etcdv2_answers/regress-*): an AttributeError or a RecursionError went through snapshot(),
+    # which the daemon's first read retries only for a StoreError.
+    store = _answers(b"200 5\n" + body)
+    with pytest.raises(StoreError, match=re.escape(message)):
+        run(store.snapshot(["/a"]))
+
+
+@pytest.mark.parametrize("event", [b'{"action":"set","node":{"key":5,"modifiedIndex":6}}',
+                                   b'{"action":"set","node":{"key":"/a/x","modifiedIndex":6},"prevNode":[1]}'])  # fmt: skip
+def test_a_watch_event_of_the_wrong_shape_is_a_lost_connection(
+    event: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by reading, confirmed with the etcdv2_answers harness: an AttributeError ended the
+    # watch, which the daemon's follower restarts only after a StoreError.
+    from tests.fuzz.harnesses import _NoWait
+
+    monkeypatch.setattr(etcdv2, "Backoff", _NoWait)
+    good = b'200 7\n{"action":"set","node":{"key":"/a/y","value":"2","modifiedIndex":7}}'
+    store = _answers(b"200 5\n{}", b"200 5\n" + event, b"200 6\n{}", good)
+
+    async def first() -> Any:
+        async for event in store.watch(["/a"], 5):
+            return event
+        return None
+
+    assert run(first()) == Changes(7, (Change("/a/y", "2"),))

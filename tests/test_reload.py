@@ -440,3 +440,14 @@ def test_birdc_not_a_bird_socket(tmp_path: Path) -> None:
     path.write_text("")
     r = birdc_configure(str(path), 5)
     assert not r.ok and str(path) in r.detail
+
+
+def test_a_reply_code_is_four_ascii_digits() -> None:
+    # Suspected from reading; the bird_reply fuzz harness checks it (its corpus keeps
+    # regress-unicode-digits): "\d{4}" took "٠٠٠٣" (Arabic-Indic digits) for a reply code.
+    from confpy.birdctl import read_reply
+    from tests.fuzz.harnesses import FakeSocket
+
+    sock = FakeSocket("٠٠٠٣ not a code\n0003 Reconfigured\n".encode(), 7)
+    reply = read_reply(sock, bytearray(), time.monotonic() + 5)  # type: ignore[arg-type]
+    assert reply is not None and (reply.code, reply.message) == ("0003", "Reconfigured")

@@ -86,6 +86,20 @@ def test_resource_without_keys_reads_its_prefix(tmp_path: Path) -> None:
             '[template]\nsrc = "t.j2"\ndest = "/x"\ncheck_timeout = "soon"\n',
             r"check_timeout: 'soon' is not a duration",
         ),
+        # Suspected from reading; the resource_toml harness checks it (regress-uid-2-32): os.fchown
+        # refuses ids past 32 bits with an OverflowError, an "unexpected error" of the unit on every try.
+        ('[template]\nsrc = "t.j2"\ndest = "/x"\nuid = 4294967296\n', r"uid: 4294967296 is not a numeric id"),
+        ('[template]\nsrc = "t.j2"\ndest = "/x"\ngid = 4294967295\n', r"gid: 4294967295 is not a numeric id"),
+        # Suspected from reading; the resource_toml harness checks it (its corpus keeps regress-inf):
+        # nan and inf were timeouts.
+        (
+            '[template]\nsrc = "t.j2"\ndest = "/x"\ncheck_timeout = "inf"\n',
+            r"check_timeout: 'inf' is not a finite",
+        ),
+        (
+            '[template]\nsrc = "t.j2"\ndest = "/x"\nreload_cmd = "r"\nreload_timeout = nan\n',
+            r"reload_timeout: nan is",
+        ),
         ('[template]\nsrc = "t.j2"\ndest = "/x"\n[other]\n', r"unknown table or key 'other'"),
         ('[template]\nsrc = "t.j2"\ndest = "/x\n', r"TOML syntax error: .*line 3"),
         ('[template]\nsrc = "missing.j2"\ndest = "/x"\n', r"src: template missing.j2 not found"),
@@ -117,3 +131,23 @@ def test_units_group_resources_and_dedupe_reloads(tmp_path: Path) -> None:
 def test_resources_in_subdirectories_are_found(tmp_path: Path) -> None:
     write(tmp_path, "sub/a", '[template]\nsrc = "t.j2"\ndest = "/x"\n')
     assert load(tmp_path)[0].name == "sub/a"
+
+
+def test_a_resource_that_is_not_utf8_is_a_configuration_error(tmp_path: Path) -> None:
+    # Found by the resource_toml fuzz harness's seeded mutator: tomllib decodes before it parses, and its
+    # UnicodeDecodeError went through as a traceback (tests/fuzz/corpus/resource_toml/regress-not-utf8).
+    path = write(tmp_path, "res", "")
+    path.write_bytes(b'[template]\nsrc = "t.j2"\ndest = "/caf\xe9"\n')
+    with pytest.raises(ConfigError, match=r"res.toml: not UTF-8 text \(TOML is\): byte 36 is 0xe9"):
+        load(tmp_path)
+
+
+def test_an_integer_longer_than_python_reads_is_a_configuration_error(tmp_path: Path) -> None:
+    # Suspected from reading, confirmed with the resource_toml harness: tomllib's int() refuses more
+    # than 4300 digits with a plain ValueError,
+    # which is no TOMLDecodeError (tests/fuzz/corpus/resource_toml/regress-bigint).
+    write(tmp_path, "res", '[template]\nsrc = "t.j2"\ndest = "/x"\nuid = ' + "1" * 5000 + "\n")
+    with pytest.raises(
+        ConfigError, match=r"res.toml: cannot read its TOML: Exceeds the limit \(4300 digits\)"
+    ):
+        load(tmp_path)

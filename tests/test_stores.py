@@ -42,6 +42,22 @@ def test_file_store_reads_a_directory_and_filters_by_prefix(tmp_path: Path) -> N
     [
         ("bad.yaml", "a: [1, 2\nb: 3\n", r"bad.yaml:\d+:\d+: invalid YAML"),
         ("bad.json", '{"a": 1,\n}', r"bad.json:2:1: invalid JSON"),
+        # Found by the datafile_yaml / datafile_json fuzz harnesses (tests/fuzz/corpus/datafile_*/regress-*):
+        # each went through as a ValueError, a RecursionError, or ran for minutes.
+        ("big.json", "1" * 5000, r"big.json: invalid JSON: Exceeds the limit \(4300 digits\)"),
+        ("big.yaml", "a: " + "1" * 5000, r"big.yaml: invalid YAML: Exceeds the limit \(4300 digits\)"),
+        ("deep.json", "[" * 3000, r"deep.json: invalid JSON: nested too deeply"),
+        ("deep.yaml", "[" * 1000, r"deep.yaml: invalid YAML: nested too deeply"),
+        ("deep2.json", "[" * 200 + "]" * 200, r"deep2.json: nested deeper than 100 levels, at /0/0/0"),
+        ("loop.yaml", "a: &x [*x]\n", r"loop.yaml: nested deeper than 100 levels, at /a/0/0/0"),
+        (
+            "laughs.yaml",
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n" for p, n in zip("abcdef", "bcdefg", strict=True)
+            ),
+            r"laughs.yaml: more than 200000 values \(YAML aliases",
+        ),
     ],
 )
 def test_bad_data_files_name_file_and_line(tmp_path: Path, name: str, text: str, message: str) -> None:

@@ -69,6 +69,14 @@ def write_toml_table(table: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _table_of(text: str) -> object:
+    """The [template] table of TOML ``text``; None if it does not parse."""
+    try:
+        return tomllib.loads(text).get("template")
+    except ValueError:  # TOMLDecodeError
+        return None
+
+
 class _Converter:
     def __init__(self, src: Path) -> None:
         self.src = src
@@ -99,15 +107,30 @@ class _Converter:
             )
         return self.out
 
+    def read(self, path: Path) -> str | None:
+        """The text of ``path``, or None with a problem saying why it cannot be read."""
+        try:
+            return path.read_text()
+        except UnicodeDecodeError as exc:
+            self.problem(str(path), f"not UTF-8 text: byte {exc.start} is {exc.object[exc.start]:#04x}")
+        except OSError as exc:
+            self.problem(str(path), f"cannot read: {exc.strerror}")
+        return None
+
     def resource(self, path: Path, conf_d: Path, templates: Path) -> None:
         name = str(path)
-        text = path.read_text()
+        text = self.read(path)
+        if text is None:
+            return
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             m = _TOML_AT.search(str(exc))
             line, col = (int(m[1]), int(m[2])) if m else (1, 1)
             self.problem(name, f"TOML syntax error: {_TOML_AT.sub('', str(exc)).strip()}", line, col)
+            return
+        except ValueError as exc:  # an integer longer than int() takes (4300 digits), ...
+            self.problem(name, f"cannot read its TOML: {exc}")
             return
         table = doc.get("template")
         if not isinstance(table, dict):
@@ -117,7 +140,12 @@ class _Converter:
         if not isinstance(src, str) or not src:
             self.problem(name, "[template] src: missing (confd refuses it too)")
             return
-        if not (templates / src).is_file():
+        try:
+            found = (templates / src).is_file()
+        except OSError as exc:  # ENAMETOOLONG, ...: is_file() is False only for a missing file
+            self.problem(name, f"[template] src: template {src[:80]!r}: {exc.strerror}")
+            return
+        if not found:
             self.problem(name, f"[template] src: template {src} not found in {templates}")
             return
         new = self.template(templates, src)
@@ -129,26 +157,34 @@ class _Converter:
             self.warn(name, f"[template] {key}: not a confd field, confd ignored it{hint}: dropped")
         self.check_fields(name, table)
         lines = list(_SRC_LINE.finditer(text))
-        if not dropped and len(lines) == 1 and tomllib.loads(f"x = {lines[0][2]}")["x"] == src:
-            # Only the src value changes: comments, order and layout stay as written.
-            out = text[: lines[0].start(2)] + _toml_string(new) + text[lines[0].end(2) :]
-        else:
+        out = None
+        if not dropped and len(lines) == 1:
+            # Only the src value changes: comments, order and layout stay as written; unless
+            # the line found is not the src key (a "src = ..." line inside a multi-line string).
+            edited = text[: lines[0].start(2)] + _toml_string(new) + text[lines[0].end(2) :]
+            out = edited if _table_of(edited) == {**table, "src": new} else None
+        if out is None:
             out = write_toml_table({**table, "src": new})
         self.out.files.append(OutputFile(f"conf.d/{rel}", out, f"src {src} -> {new}"))
 
     def check_fields(self, name: str, table: dict[str, Any]) -> None:
         mode = table.get("mode")
-        if (
-            isinstance(mode, str)
-            and mode.isdigit()
-            and not mode.startswith("0")
-            and mode != str(int(mode, 8))
-        ):
-            self.warn(
-                name,
-                f'[template] mode "{mode}": confd reads it as decimal ({int(mode):#o}), confpy as octal '
-                f'(0{mode}); write "0{mode}" to say so',
-            )
+        # A few decimal digits without a leading 0 (a file mode; int() refuses 4300 digits):
+        if isinstance(mode, str) and mode.isascii() and mode.isdigit() and not mode.startswith("0"):
+            if len(mode) > 12:
+                pass  # confpy refuses it when it loads the resource
+            elif not set(mode) <= set("01234567"):  # "9": not octal at all
+                self.warn(
+                    name,
+                    f'[template] mode "{mode}": confd reads it as decimal ({int(mode):#o}), confpy refuses '
+                    f'it (not octal); write "0{int(mode):o}" to keep confd\'s mode',
+                )
+            elif mode != str(int(mode, 8)):
+                self.warn(
+                    name,
+                    f'[template] mode "{mode}": confd reads it as decimal ({int(mode):#o}), confpy as octal '
+                    f'(0{mode}); write "0{mode}" to say so',
+                )
         for key in ("check_cmd", "reload_cmd"):
             cmd = table.get(key)
             if isinstance(cmd, str) and any(
@@ -172,7 +208,10 @@ class _Converter:
         return new
 
     def convert(self, path: Path, src: str, new: str) -> None:
-        result = convert_template(path.read_text(), str(path))
+        text = self.read(path)
+        if text is None:
+            return
+        result = convert_template(text, str(path))
         self.out.problems.extend(result.problems)
         if not result.problems:
             self.out.files.append(OutputFile(f"templates/{new}", result.source, f"converted from {src}"))

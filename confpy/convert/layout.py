@@ -77,13 +77,18 @@ def _kept_tokens(
         head, kept = kept[0], kept[1:]
     if protect_last and kept and _JINJA_SPACE.match(kept[-1]):
         kept, tail = kept[:-1], kept[-1]
-    if before_tag and not tail and kept.endswith("{"):
-        kept, tail = kept[:-1], "{"  # "{" + "{{ x }}" would read as "{{{ x }}"
+    # "{" + "{{ x }}" would read as "{{{ x }}": a "{" before any tag goes into a literal,
+    # before the next piece's tag and before the literals made here alike.
+    if kept.endswith("{") and (tail or before_tag):
+        kept, tail = kept[:-1], "{" + tail
     out: list[str | TagPiece] = [_literal(head)] if head else []
     pos = 0
     for m in _SPECIAL.finditer(kept):
-        out.append(kept[pos : m.start()])
-        out.append(_literal(m.group()))
+        chunk, special = kept[pos : m.start()], m.group()
+        if chunk.endswith("{"):
+            chunk, special = chunk[:-1], "{" + special
+        out.append(chunk)
+        out.append(_literal(special))
         pos = m.end()
     out.append(kept[pos:])
     if tail:

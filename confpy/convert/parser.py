@@ -9,12 +9,19 @@ are read too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
+from contextlib import contextmanager
 
 from confpy.convert import nodes as n
 from confpy.convert.errors import Position, Problem, SourceMap
 from confpy.convert.lexer import Item, Kind, LexError, tokenize
 from confpy.convert.literals import parse_number, unquote, unquote_char
+
+#: Control structures and parenthesized pipelines nested deeper than this are refused: the
+#: parser, the emitter and Jinja's compiler recurse per level (Jinja's expression parser some
+#: 14 frames for a call in a call: about 65 levels fit in Python's stack), and Python's stack,
+#: unlike Go's, is bounded (a RecursionError is no ParseError). Real templates nest a few levels.
+MAX_NESTING = 32
 
 
 class ParseError(Exception):
@@ -39,6 +46,7 @@ class _Parser:
         self.functions = functions
         self.vars: list[str] = ["$"]
         self.range_depth = 0
+        self.nesting = 0  # control structures and parentheses open
         self.template = n.Template(name, [])
 
     # --- items ---------------------------------------------------------------------
@@ -91,7 +99,25 @@ class _Parser:
         self.template.nodes = body
         return self.template
 
+    @contextmanager
+    def nested(self, at: Position) -> Iterator[None]:
+        if self.nesting == MAX_NESTING:
+            raise self.error(
+                f"nested deeper than {MAX_NESTING} levels (control structures and parentheses)", at
+            )
+        self.nesting += 1
+        try:
+            yield
+        finally:
+            self.nesting -= 1
+
     def item_list(self, top: bool = False) -> tuple[list[n.Node], _End | None]:
+        if top:
+            return self._items(top)
+        with self.nested(self.items[self.i].pos):
+            return self._items(top)
+
+    def _items(self, top: bool) -> tuple[list[n.Node], _End | None]:
         out: list[n.Node] = []
         while True:
             item = self.next()
@@ -346,7 +372,8 @@ class _Parser:
         if kind is Kind.COMPLEX:
             raise self.error(f"complex constant {item.val} (confd has no use for complex numbers)", pos)
         if kind is Kind.LPAREN:
-            return self.pipeline("parenthesized pipeline", Kind.RPAREN)
+            with self.nested(pos):
+                return self.pipeline("parenthesized pipeline", Kind.RPAREN)
         if kind in (Kind.STRING, Kind.RAW_STRING):
             try:
                 return n.String(pos, unquote(item.val))

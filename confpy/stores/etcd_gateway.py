@@ -127,7 +127,17 @@ class GatewayReader:
                         except _NotFound:
                             break
                 raise UseStore(f"etcd at {url} serves no JSON gateway: through gRPC")
-            except (OSError, WireError, ValueError, KeyError) as exc:
+            # An answer of the wrong shape (a list for an object, a number for a string:
+            # TypeError, AttributeError) is an endpoint failing, like one that is not JSON.
+            except (
+                OSError,
+                WireError,
+                ValueError,
+                KeyError,
+                TypeError,
+                AttributeError,
+                RecursionError,
+            ) as exc:
                 failures.append(f"{url} ({exc})")
             finally:
                 conn.close()

@@ -135,7 +135,8 @@ class EtcdV2Store:
         assert response is not None
         values: dict[str, str] = {}
         if response.status == 200:
-            _flatten(response.json().get("node"), values)
+            body = response.json()  # not a JSON object: _flatten says it is not an etcd node
+            _flatten(body.get("node") if isinstance(body, dict) else body, values)
         elif _error_code(response) != _KEY_NOT_FOUND:
             raise StoreError(f"etcd could not read {prefix}: HTTP {response.status} {response.body[:200]!r}")
         return response.etcd_index, {k: v for k, v in values.items() if covers(prefix, k)}
@@ -185,7 +186,9 @@ class EtcdV2Store:
                 yield Resync(snapshot)
             except Refused:
                 raise
-            except (StoreError, KeyError, ValueError, TypeError) as e:  # Lost is a StoreError
+            # An event of the wrong shape (KeyError, ValueError, TypeError, AttributeError) is
+            # handled as a lost connection. Lost is a StoreError.
+            except (StoreError, KeyError, ValueError, TypeError, AttributeError) as e:
                 if self._client.closed.is_set():
                     return
                 placed = False

@@ -24,17 +24,37 @@ class DataFileError(StoreError):
     """A data file cannot be read or parsed; the message names the file and line."""
 
 
+#: Bounds of one file's tree. Deeper nesting is refused (a YAML anchor can hold itself:
+#: ``a: &x [*x]``), and so is a tree of more nodes (YAML aliases let a few lines stand for
+#: billions: "billion laughs"; this bound reads in a fraction of a second). A cluster's data
+#: is a few levels deep and far smaller (10,000 keys for a 1,000-node Calico cluster).
+MAX_DEPTH = 100
+MAX_NODES = 200_000
+
+
 def flatten(data: Any, base: str = "", out: dict[str, str] | None = None) -> dict[str, str]:
+    """The keys of ``data`` below ``base`` into ``out``; ValueError past :data:`MAX_DEPTH`
+    or :data:`MAX_NODES`."""
     out = {} if out is None else out
-    if isinstance(data, dict):
-        for k, v in data.items():
-            key = str(k)
-            flatten(v, base + key if key.startswith("/") else f"{base}/{key}", out)
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            flatten(v, f"{base}/{i}", out)
-    else:
-        out[base or "/"] = _scalar(data)
+    stack: list[tuple[Any, str, int]] = [(data, base, 0)]
+    nodes = 0
+    while stack:
+        node, path, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise ValueError(f"more than {MAX_NODES} values (YAML aliases that expand without end?)")
+        if isinstance(node, dict | list):
+            if depth == MAX_DEPTH:
+                where = path if len(path) <= 60 else path[:57] + "..."
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels, at {where}")
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            children = []
+            for k, v in items:
+                key = str(k)
+                children.append((v, path + key if key.startswith("/") else f"{path}/{key}", depth + 1))
+            stack.extend(reversed(children))  # in document order: a later duplicate key wins
+        else:
+            out[path or "/"] = _scalar(node)
     return out
 
 
@@ -56,6 +76,8 @@ def _parse(path: Path) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataFileError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:  # an integer past 4300 digits; "[[[[..."
+            raise DataFileError(f"{path}: invalid JSON: {_why(exc)}") from None
     import yaml  # JSON data files need no YAML parser
 
     try:
@@ -65,6 +87,12 @@ def _parse(path: Path) -> Any:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise DataFileError(f"{where}: invalid YAML: {problem}") from None
+    except (ValueError, RecursionError) as exc:  # an integer past 4300 digits; "[[[[..."
+        raise DataFileError(f"{path}: invalid YAML: {_why(exc)}") from None
+
+
+def _why(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 class FileStore:
@@ -111,7 +139,10 @@ class FileStore:
             return
         values: dict[str, str] = {}
         for f in files:
-            flatten(_parse(f), "", values)
+            try:
+                flatten(_parse(f), "", values)
+            except ValueError as exc:
+                raise DataFileError(f"{f}: {exc}") from None
         self._signature = signature
         if values != self._values or self._revision == 0:
             self._values = values

@@ -53,7 +53,7 @@ class Response:
     def json(self) -> Any:
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." deeper than the parser goes
             raise Lost(f"HTTP {self.status} with a body that is not JSON: {self.body[:80]!r}") from None
 
     @property

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 Labels = Mapping[str, str]
 
 MAX_LABEL_LENGTH = 512  # as Calico's tokenizer
+#: Parentheses nested deeper than this are refused: the parser recurses once per level, and
+#: Python's stack, unlike Go's, is bounded (a RecursionError is no SelectorError).
+MAX_NESTING = 100
 
 _LABEL = re.compile(r"[A-Za-z0-9_./-]+")
 # Operators after a label; "not in" may be written "notin", as Calico allows.
@@ -158,6 +161,7 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self._tokens = tokens
         self._i = 0
+        self._depth = 0  # parentheses open
 
     @property
     def peek(self) -> Token:
@@ -212,8 +216,12 @@ class _Parser:
             name = token.value
             return lambda labels: name in labels
         if token.kind == "(":
+            if self._depth == MAX_NESTING:
+                raise SelectorError(f"parentheses nested deeper than {MAX_NESTING}")
+            self._depth += 1
             test = self.or_expression()
             self._expect(")", "')'")
+            self._depth -= 1
             return test
         if token.kind == "label":
             return self._comparison(token.value)
