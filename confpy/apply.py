@@ -20,6 +20,7 @@ from pathlib import Path
 
 from confpy.commands import CommandResult, check_command, run_shell
 from confpy.errors import RenderError, printable
+from confpy.keys import as_bytes
 from confpy.keyview import KeyView
 from confpy.redact import Redactor
 from confpy.reload import reader_gid, run_reload
@@ -375,7 +376,7 @@ def _not_utf8(view: KeyView) -> str:
             try:
                 text.encode()
             except UnicodeEncodeError:
-                raw = text.encode("utf-8", "surrogateescape")[:60]
+                raw = as_bytes(text)[:60]
                 bad.append(f"key {printable(key)}: {what} is not UTF-8: {raw!r}")
                 break
     return "; ".join(bad) or "the output is not UTF-8"

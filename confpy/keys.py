@@ -142,3 +142,16 @@ def literal_head(pattern: str) -> str:
     """The part of a glob before its first wildcard: every match starts with it."""
     m = _GLOB_META.search(pattern)
     return pattern if m is None else pattern[: m.start()]
+
+
+def as_bytes(text: str) -> bytes:
+    """A key or value as etcd holds it: UTF-8, with the bytes :func:`as_text` kept."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def as_text(raw: bytes) -> str:
+    """A key or value from etcd as ``str``: UTF-8, a byte that is not kept as a lone
+    surrogate (``surrogateescape``). Every byte string maps to a distinct ``str`` and
+    back, so keys never merge, and a value that is not UTF-8 fails only the resources
+    that print it (their writer encodes strictly)."""
+    return raw.decode("utf-8", "surrogateescape")

@@ -25,6 +25,7 @@ import pytest
 
 from confpy.keys import covers
 from confpy.stores.calico import CalicoStore
+from confpy.stores.endpoints import Access
 from confpy.stores.etcd import EtcdStore
 from confpy.stores.file import FileStore
 from confpy.stores.memory import MemoryStore
@@ -156,7 +157,7 @@ def cluster(etcd_calico: EtcdServer, request: pytest.FixtureRequest) -> Iterator
 
 
 def calico_store(server: EtcdServer, node: str) -> CalicoStore:
-    return CalicoStore(EtcdStore([server.endpoint], connect_timeout=5), node)
+    return CalicoStore(EtcdStore([server.endpoint], Access(connect_timeout=5)), node)
 
 
 def test_every_scenario_has_its_files() -> None:

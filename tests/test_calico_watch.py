@@ -18,6 +18,7 @@ import yaml
 from confpy.cli import main
 from confpy.stores.base import Change, Changes, Resync
 from confpy.stores.calico import CalicoStore
+from confpy.stores.endpoints import Access
 from confpy.stores.etcd import EtcdStore
 from tests.support.bird_confdir import CONFIG, bird_confdir
 from tests.support.birdset import BirdSet
@@ -99,7 +100,7 @@ def test_a_compaction_while_away_is_a_resync_of_the_view(etcd_factory: Callable[
     docs = resources(SELECTORS)
 
     async def main() -> None:
-        store = CalicoStore(EtcdStore([server.endpoint], connect_timeout=2), "node1")
+        store = CalicoStore(EtcdStore([server.endpoint], Access(connect_timeout=2)), "node1")
         try:
             snap = await store.snapshot([H])
 

@@ -15,6 +15,7 @@ import pytest
 
 from confpy.cli import main
 from confpy.stores.base import StoreError, StoreUnreachable
+from confpy.stores.endpoints import Access
 from confpy.stores.etcd import EtcdStore
 from confpy.stores.etcd_gateway import GATEWAY_MAX_KEYS, GatewayReader, UseStore
 from tests.support.etcd_server import EtcdServer, free_ports
@@ -60,7 +61,7 @@ def test_failover_to_the_next_endpoint_and_unreachable_names_them(etcd: EtcdServ
     dead = f"http://127.0.0.1:{closed}"
     assert GatewayReader([dead, etcd.endpoint]).read([etcd_prefix]).values == {etcd_prefix + "k": "v"}
     with pytest.raises(StoreUnreachable, match=f"127.0.0.1:{closed}"):
-        GatewayReader([dead], connect_timeout=1).read([etcd_prefix])
+        GatewayReader([dead], Access(connect_timeout=1)).read([etcd_prefix])
 
 
 def test_tls_with_client_certificates(etcd_tls: EtcdServer) -> None:
@@ -68,22 +69,22 @@ def test_tls_with_client_certificates(etcd_tls: EtcdServer) -> None:
     assert tls is not None
     etcd_tls.put("/tls/k", "v")
     files = {"ca_cert": str(tls.ca), "client_cert": str(tls.client_cert), "client_key": str(tls.client_key)}
-    assert GatewayReader([f"127.0.0.1:{etcd_tls.client_port}"], **files).read(["/tls"]).values == {
+    assert GatewayReader([f"127.0.0.1:{etcd_tls.client_port}"], Access(**files)).read(["/tls"]).values == {
         "/tls/k": "v"
     }
     with pytest.raises(StoreUnreachable):
-        GatewayReader([etcd_tls.endpoint], ca_cert=str(tls.ca), connect_timeout=2).read(["/tls"])
+        GatewayReader([etcd_tls.endpoint], Access(ca_cert=str(tls.ca), connect_timeout=2)).read(["/tls"])
 
 
 def test_username_and_password(etcd_factory: Callable[..., EtcdServer]) -> None:
     srv = etcd_factory()
     srv.put("/auth/k", "v")
     srv.enable_auth("s3cret")
-    assert GatewayReader([srv.endpoint], username="root", password="s3cret").read(["/auth"]).values == {
-        "/auth/k": "v"
-    }
+    assert GatewayReader([srv.endpoint], Access(username="root", password="s3cret")).read(
+        ["/auth"]
+    ).values == {"/auth/k": "v"}
     with pytest.raises(StoreError, match="refused"):
-        GatewayReader([srv.endpoint], username="root", password="wrong").read(["/auth"])
+        GatewayReader([srv.endpoint], Access(username="root", password="wrong")).read(["/auth"])
 
 
 def test_a_one_shot_run_loads_neither_grpc_nor_asyncio(

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pytest
 
 from confpy.stores.base import Change, Changes, Resync, StoreUnreachable
-from confpy.stores.endpoints import parse_endpoint
+from confpy.stores.endpoints import Access, parse_endpoint
 from confpy.stores.etcd import EtcdStore, Refused
 from tests.support.etcd_fixtures import etcd_args
 from tests.support.etcd_proxy import GrpcProxy
@@ -36,7 +36,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 @contextlib.asynccontextmanager
 async def opened(endpoints: Sequence[str], **kwargs: Any) -> AsyncIterator[EtcdStore]:
-    store = EtcdStore(endpoints, **kwargs)
+    store = EtcdStore(endpoints, Access(**kwargs))
     try:
         yield store
     finally:
@@ -86,11 +86,11 @@ def test_bad_endpoints_are_rejected(text: str) -> None:
 
 def test_bad_tls_and_auth_settings_are_rejected(tmp_path: Any) -> None:
     with pytest.raises(ValueError, match="needs its key"):
-        EtcdStore(["h:1"], client_cert="c.pem")
+        EtcdStore(["h:1"], Access(client_cert="c.pem"))
     with pytest.raises(ValueError, match="username and a password"):
-        EtcdStore(["h:1"], username="root")
+        EtcdStore(["h:1"], Access(username="root"))
     with pytest.raises(ValueError, match=r"cannot read the etcd CA certificate .*missing\.pem"):
-        EtcdStore(["h:1"], ca_cert=str(tmp_path / "missing.pem"))
+        EtcdStore(["h:1"], Access(ca_cert=str(tmp_path / "missing.pem")))
 
 
 @pytest.mark.timeout(30)

@@ -20,6 +20,7 @@ import pytest
 
 from confpy.stores import etcdv2
 from confpy.stores.base import Change, Changes, Resync, StoreError, StoreUnreachable
+from confpy.stores.endpoints import Access
 from confpy.stores.etcdv2 import EtcdV2Store, Refused, common_ancestor
 from tests.support.etcd_server import EtcdServer, free_ports
 from tests.test_etcd_store import Recorder, off, run
@@ -29,7 +30,7 @@ LOG = "confpy.etcdv2"
 
 @contextlib.asynccontextmanager
 async def opened(endpoints: Sequence[str], **kwargs: Any) -> AsyncIterator[EtcdV2Store]:
-    store = EtcdV2Store(endpoints, **kwargs)
+    store = EtcdV2Store(endpoints, Access(**kwargs))
     try:
         yield store
     finally:

@@ -6,10 +6,11 @@ synchronous reader for one read (a one-shot mode), where the store has one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from confpy.errors import ConfigError
 from confpy.stores.base import Reader, Store
+from confpy.stores.endpoints import Access
 from confpy.stores.etcd_gateway import UseStore
 
 __all__ = ["UseStore", "open_reader", "open_store"]
@@ -35,29 +36,29 @@ def open_store(settings: Settings) -> Store:
         raise ConfigError(f"etcd: {exc}") from None
 
 
-def _connection(settings: Settings) -> dict[str, Any]:
-    """The connection settings every etcd client takes."""
-    return {
-        "client_cert": settings.client_cert,
-        "client_key": settings.client_key,
-        "ca_cert": settings.client_ca_keys,
-        "username": settings.username,
-        "password": settings.password,
-        "connect_timeout": settings.connect_timeout,
-    }
+def _access(settings: Settings) -> Access:
+    """How every etcd client reaches etcd."""
+    return Access(
+        client_cert=settings.client_cert,
+        client_key=settings.client_key,
+        ca_cert=settings.client_ca_keys,
+        username=settings.username,
+        password=settings.password,
+        connect_timeout=settings.connect_timeout,
+    )
 
 
 def _etcd(settings: Settings, kind: str) -> Store:
     """etcd's v3 API (``etcd``), its v2 API (``etcdv2``), Calico 3 resources in the v3 API
     (``calico``), or, with no -backend at all, v3 unless only v2 has the keys."""
-    connection = _connection(settings)
-    from confpy.stores.etcdv2 import EtcdV2Store  # plain HTTP: light
+    access = _access(settings)
+    from confpy.stores.etcdv2 import EtcdV2Store
 
     if kind == "etcdv2":
-        return EtcdV2Store(settings.endpoints(), **connection)
+        return EtcdV2Store(settings.endpoints(), access)
     from confpy.stores.etcd import EtcdStore
 
-    v3 = EtcdStore(settings.endpoints(), **connection)
+    v3 = EtcdStore(settings.endpoints(), access)
     if kind == "calico":
         from confpy.stores.calico import CalicoStore
 
@@ -65,7 +66,7 @@ def _etcd(settings: Settings, kind: str) -> Store:
     if not settings.backend:
         from confpy.stores.autodetect import DetectingEtcdStore
 
-        return DetectingEtcdStore(v3, EtcdV2Store(settings.endpoints(), **connection))
+        return DetectingEtcdStore(v3, EtcdV2Store(settings.endpoints(), access))
     return v3
 
 
@@ -83,6 +84,6 @@ def open_reader(settings: Settings) -> Reader | None:
 
     try:
         # With no -backend, an empty v3 read goes to the store, which then asks etcd's v2 API.
-        return GatewayReader(settings.endpoints(), detecting=not settings.backend, **_connection(settings))
+        return GatewayReader(settings.endpoints(), _access(settings), detecting=not settings.backend)
     except ValueError as exc:
         raise ConfigError(f"etcd: {exc}") from None

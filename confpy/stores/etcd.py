@@ -17,11 +17,11 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 from confpy.backoff import Backoff
-from confpy.keys import byte_range, collapse, covered_by_any
+from confpy.keys import as_bytes, byte_range, collapse, covered_by_any
 from confpy.stores.base import Lost, Refused, Resync, Snapshot, StoreError, StoreUnreachable, WatchEvent
-from confpy.stores.endpoints import checked_settings, read_file
+from confpy.stores.endpoints import Access
 from confpy.stores.etcd_http import HttpTransport
-from confpy.stores.etcd_transport import Compacted, NoGateway, Transport, WatchQueue, encode
+from confpy.stores.etcd_transport import Compacted, NoGateway, Transport, WatchQueue
 from confpy.stores.etcd_watch import follow
 from confpy.stores.http_client import reason
 
@@ -42,29 +42,10 @@ class EtcdStore:
 
     name = "etcd"
 
-    def __init__(
-        self,
-        endpoints: Sequence[str],
-        *,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        ca_cert: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        connect_timeout: float = 5.0,
-    ) -> None:
-        texts = checked_settings(
-            endpoints, client_cert=client_cert, client_key=client_key, username=username, password=password
-        )
-        read_file(ca_cert, "CA certificate")  # a missing file is named, before any connection
-        read_file(client_cert, "client certificate")
-        read_file(client_key, "client key")
-        self._settings = dict(
-            client_cert=client_cert, client_key=client_key, ca_cert=ca_cert,
-            username=username, password=password, connect_timeout=connect_timeout,
-        )  # fmt: skip
-        self._endpoints = texts
-        self._transport: Transport = HttpTransport(texts, **self._settings)  # type: ignore[arg-type]
+    def __init__(self, endpoints: Sequence[str], access: Access | None = None) -> None:
+        self._access = access = access or Access()
+        self._endpoints = access.endpoints(endpoints)
+        self._transport: Transport = HttpTransport(self._endpoints, access)
         self._closed = asyncio.Event()
 
     @property
@@ -84,7 +65,7 @@ class EtcdStore:
         from confpy.stores.etcd_grpc import GrpcTransport  # loads gRPC: only when needed
 
         log.info("%s: speaking gRPC to etcd from now on", why)
-        old, self._transport = self._transport, GrpcTransport(self._endpoints, **self._settings)  # type: ignore[arg-type]
+        old, self._transport = self._transport, GrpcTransport(self._endpoints, self._access)
         await old.close()
 
     # -- snapshot -------------------------------------------------------------------
@@ -116,7 +97,7 @@ class EtcdStore:
         values: dict[str, str] = {}
         revision = 0  # 0: the latest, until the first answer fixes it
         for prefix in wanted:
-            start, end = byte_range(encode(prefix))
+            start, end = byte_range(as_bytes(prefix))
             read_at, kvs = await self._transport.range(start, end, revision)
             revision = revision or read_at
             for key, value in kvs:
@@ -142,7 +123,7 @@ class EtcdStore:
         if not wanted:
             await self._closed.wait()  # nothing to watch: nothing will ever change
             return
-        ranges = [byte_range(encode(p)) for p in wanted]
+        ranges = [byte_range(as_bytes(p)) for p in wanted]
         next_rev = after + 1
         cluster: int | None = None  # the cluster id the watch has followed so far
         backoff = Backoff(_BACKOFF_FIRST, _BACKOFF_CAP)

@@ -13,22 +13,21 @@ answer's), failover across the endpoints, TLS client certificates, username/pass
 
 from __future__ import annotations
 
-import base64
 import json
 import socket
 from collections.abc import Sequence
 from typing import Any
 
-from confpy.keys import byte_range, collapse, covered_by_any
+from confpy.keys import as_bytes, byte_range, collapse, covered_by_any
 from confpy.stores.base import Snapshot, StoreError, StoreUnreachable
-from confpy.stores.endpoints import parse_endpoints, read_file
+from confpy.stores.endpoints import Access
+from confpy.stores.etcd_json import API_ROOTS, error_message, kvs, range_body
 from confpy.stores.http_wire import Response, WireError, exchange, request
 
 #: Up to this many keys the gateway is the better road: at 10,000 it takes as long as
 #: loading gRPC and reading through it, in 20 MiB less (bench/README.md); beyond, gRPC.
 GATEWAY_MAX_KEYS = 20_000
 _REQUEST_TIMEOUT = 30.0
-_ENCODING_ERRORS = "surrogateescape"
 
 
 class UseStore(Exception):
@@ -48,49 +47,23 @@ class _Compacted(Exception):
     """The revision pinned by the first answer was compacted before the last one."""
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def _text(b64: str) -> str:
-    return base64.b64decode(b64).decode("utf-8", _ENCODING_ERRORS)
-
-
 class GatewayReader:
     """Reads every key under some prefixes at one revision, once."""
 
     def __init__(
-        self,
-        endpoints: Sequence[str],
-        *,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        ca_cert: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        connect_timeout: float = 5.0,
-        detecting: bool = False,
+        self, endpoints: Sequence[str], access: Access | None = None, *, detecting: bool = False
     ) -> None:
         self._detecting = detecting
-        self._endpoints = parse_endpoints(endpoints, client_cert, client_key, ca_cert, username, password)
-        read_file(ca_cert, "CA certificate")  # the same errors as the gRPC store's
-        read_file(client_cert, "client certificate")
-        read_file(client_key, "client key")
-        self._cert, self._key, self._ca = client_cert, client_key, ca_cert
-        self._auth = None if username is None else {"name": username, "password": password or ""}
-        self._timeout = connect_timeout
+        self._access = access = access or Access()
+        self._endpoints = access.endpoints(endpoints)
+        self._ssl = access.ssl_context() if any(ep.tls for ep in self._endpoints) else None
+        self._auth = (
+            None if access.username is None else {"name": access.username, "password": access.password}
+        )
 
     @property
     def connected_to(self) -> str | None:
         return None  # never left open
-
-    def _tls(self) -> Any:
-        import ssl  # only for https endpoints
-
-        context = ssl.create_default_context(cafile=self._ca)
-        if self._cert:
-            context.load_cert_chain(self._cert, self._key)
-        return context
 
     def _post(self, link: _Link, path: str, body: dict[str, Any], token: str | None) -> Any:
         headers = {"Content-Type": "application/json"}
@@ -99,15 +72,14 @@ class GatewayReader:
         resp = link.post(path, json.dumps(body).encode(), headers)
         if resp.status == 404:
             raise _NotFound
-        answer = json.loads(resp.body or b"{}")
         if resp.status != 200:
-            message = answer.get("message") or answer.get("error") or resp.body[:200].decode(errors="replace")
+            message = error_message(resp.body)
             if "compacted" in message:
                 raise _Compacted
             if resp.status in (400, 401, 403):
                 raise GatewayRefused(f"etcd refused {path}: {message}")
             raise StoreError(f"etcd answered {resp.status} to {path}: {message}")
-        return answer
+        return json.loads(resp.body or b"{}")
 
     def read(self, prefixes: Sequence[str]) -> Snapshot:
         """Every key under ``prefixes`` at one revision. Raises :class:`UseStore` for a
@@ -116,9 +88,9 @@ class GatewayReader:
         failures = []
         for ep in self._endpoints:
             url = ep.url
-            conn = _Link(ep.address.host, ep.address.port, self._tls() if ep.tls else None, self._timeout)
+            conn = _Link(ep.host, ep.port, self._ssl if ep.tls else None, self._access.connect_timeout)
             try:
-                for api in ("/v3", "/v3beta"):  # etcd 3.3 and older: /v3beta
+                for api in API_ROOTS:
                     for _ in range(3):
                         try:
                             return self._read(conn, api, wanted)
@@ -142,7 +114,8 @@ class GatewayReader:
             finally:
                 conn.close()
         raise StoreUnreachable(
-            f"no etcd endpoint answered within {self._timeout:g} s; tried " + ", ".join(failures)
+            f"no etcd endpoint answered within {self._access.connect_timeout:g} s; tried "
+            + ", ".join(failures)
         )
 
     def _read(self, conn: _Link, api: str, wanted: list[str]) -> Snapshot:
@@ -152,11 +125,10 @@ class GatewayReader:
         token = None
         if self._auth is not None:
             token = post("/auth/authenticate", self._auth).get("token")
-        ranges = [byte_range(p.encode("utf-8", _ENCODING_ERRORS)) for p in wanted] or [(b"\0", b"\0")]
+        ranges = [byte_range(as_bytes(p)) for p in wanted] or [(b"\0", b"\0")]
         revision, total = 0, 0
         for start, end in ranges:
-            body = {"key": _b64(start), "range_end": _b64(end), "count_only": True, "revision": revision}
-            answer = post("/kv/range", body)
+            answer = post("/kv/range", range_body(start, end, revision, count_only=True))
             revision = revision or int(answer["header"]["revision"])
             total += int(answer.get("count", 0))
         if total > GATEWAY_MAX_KEYS:
@@ -165,11 +137,9 @@ class GatewayReader:
             raise UseStore("no key under any prefix in etcd's v3 API: the store looks at v2")
         values: dict[str, str] = {}
         for start, end in ranges if wanted else []:
-            answer = post("/kv/range", {"key": _b64(start), "range_end": _b64(end), "revision": revision})
-            for kv in answer.get("kvs", ()):
-                key = _text(kv["key"])
+            for key, value in kvs(post("/kv/range", range_body(start, end, revision))):
                 if covered_by_any(wanted, key):  # the range also holds siblings such as K-b
-                    values[key] = _text(kv.get("value", ""))
+                    values[key] = value
         return Snapshot(revision, values)
 
 

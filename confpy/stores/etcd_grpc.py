@@ -23,9 +23,10 @@ from typing import Any, Literal
 import grpc
 from aetcd import rpc
 
+from confpy.keys import as_text
 from confpy.stores.base import Lost, Refused, StoreError, StoreUnreachable
-from confpy.stores.endpoints import Endpoint, parse_endpoints, read_file
-from confpy.stores.etcd_transport import Compacted, Status, WatchQueue, WatchResponse, decode, pump
+from confpy.stores.endpoints import Access, Endpoint
+from confpy.stores.etcd_transport import Compacted, Status, WatchQueue, WatchResponse, pump
 
 log = logging.getLogger("confpy.etcd")
 
@@ -66,23 +67,11 @@ def _failure(e: grpc.aio.AioRpcError, what: str) -> StoreError:
 class GrpcTransport:
     """The v3 API over gRPC (see etcd_transport.Transport)."""
 
-    def __init__(
-        self,
-        endpoints: Sequence[str],
-        *,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        ca_cert: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        connect_timeout: float = 5.0,
-    ) -> None:
-        self._endpoints = parse_endpoints(endpoints, client_cert, client_key, ca_cert, username, password)
-        self._ca = read_file(ca_cert, "CA certificate")
-        self._cert = read_file(client_cert, "client certificate")
-        self._key = read_file(client_key, "client key")
-        self._username, self._password = username, password
-        self.connect_timeout = connect_timeout
+    def __init__(self, endpoints: Sequence[Endpoint], access: Access) -> None:
+        self._endpoints = list(endpoints)
+        self._ca, self._cert, self._key = access.tls_files()
+        self._username, self._password = access.username, access.password
+        self.connect_timeout = access.connect_timeout
         self._conn: _Connection | None = None
         self._next = 0  # the endpoint the next connection attempt starts with
         self._lock = asyncio.Lock()
@@ -227,7 +216,7 @@ class GrpcTransport:
         conn = await self._connect()
         request = rpc.RangeRequest(key=start, range_end=end, revision=revision)
         resp = await self._ask(conn, conn.kv.Range, request, _REQUEST_TIMEOUT, "to read")
-        return int(resp.header.revision), [(decode(kv.key), decode(kv.value)) for kv in resp.kvs]
+        return int(resp.header.revision), [(as_text(kv.key), as_text(kv.value)) for kv in resp.kvs]
 
     @contextlib.asynccontextmanager
     async def watch(
@@ -289,8 +278,8 @@ async def _answers(call: Any) -> AsyncIterator[WatchResponse]:
             events=tuple(
                 (
                     int(ev.kv.mod_revision),
-                    decode(ev.kv.key),
-                    None if ev.type == rpc.Event.DELETE else decode(ev.kv.value),
+                    as_text(ev.kv.key),
+                    None if ev.type == rpc.Event.DELETE else as_text(ev.kv.value),
                 )
                 for ev in resp.events
             ),

@@ -9,7 +9,6 @@ runs them as watchers on one stream and answers with one JSON object per line.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -17,8 +16,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from confpy.stores.base import Lost, Refused
-from confpy.stores.etcd_transport import Compacted, NoGateway, Status, WatchQueue, WatchResponse, decode, pump
-from confpy.stores.http_client import Endpoint, HttpClient, Response
+from confpy.stores.endpoints import Access, Endpoint
+from confpy.stores.etcd_json import b64, error_message, kvs, range_body, text
+from confpy.stores.etcd_transport import Compacted, NoGateway, Status, WatchQueue, WatchResponse, pump
+from confpy.stores.http_client import HttpClient
 
 log = logging.getLogger("confpy.etcd")
 
@@ -30,43 +31,16 @@ _REQUEST_TIMEOUT = 30.0
 _REQUIRE_LEADER = {"Grpc-Metadata-Hasleader": "true"}
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def _text(b64: str) -> str:
-    return decode(base64.b64decode(b64))
-
-
-def _message(response: Response) -> str:
-    try:
-        answer = json.loads(response.body)
-        return str(answer.get("message") or answer.get("error") or answer)
-    except (ValueError, AttributeError):
-        return response.body[:200].decode(errors="replace")
-
-
 class HttpTransport:
     """The v3 API over etcd's JSON gateway (see etcd_transport.Transport)."""
 
-    def __init__(
-        self,
-        endpoints: Sequence[str],
-        *,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        ca_cert: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        connect_timeout: float = 5.0,
-    ) -> None:
-        self._http = HttpClient(
-            endpoints, label="etcd", log=log, client_cert=client_cert, client_key=client_key,
-            ca_cert=ca_cert, connect_timeout=connect_timeout,
-        )  # fmt: skip
-        self.connect_timeout = connect_timeout
+    def __init__(self, endpoints: Sequence[Endpoint], access: Access) -> None:
+        self._http = HttpClient(endpoints, access, label="etcd", log=log)
+        self.connect_timeout = access.connect_timeout
         self.closed = self._http.closed
-        self._credentials = None if username is None else {"name": username, "password": password or ""}
+        self._credentials = (
+            None if access.username is None else {"name": access.username, "password": access.password}
+        )
         self._token: str | None = None
 
     @property
@@ -93,25 +67,32 @@ class HttpTransport:
         if self._credentials is not None and self._token is None:
             await self._authenticate()
         try:
-            return await self._post(path, body, timeout)
+            return await self._answer(path, body, timeout)
         except Refused as exc:
             if self._credentials is None or "invalid auth token" not in str(exc):
                 raise
         self._token = None  # expired (etcd's simple tokens live 5 minutes idle): once more
         await self._authenticate()
-        return await self._post(path, body, timeout)
+        return await self._answer(path, body, timeout)
 
     def _where(self) -> str:
         return self._http.current.url if self._http.current else "etcd"
 
-    async def _post(self, path: str, body: dict[str, Any], timeout: float) -> Any:
+    async def _post(self, path: str, body: dict[str, Any], timeout: float, *, auth: bool = True) -> Any:
+        """``POST /v3<path>`` on the endpoint that answers; the response. etcd 3.3 and
+        older serve only ``/v3beta``: gRPC then (the store's switch on NoGateway)."""
+        headers = self._headers() if auth else None
         data = json.dumps(body).encode()
-        response = await self._http.request("POST", "/v3" + path, timeout, body=data, headers=self._headers())
+        response = await self._http.request("POST", "/v3" + path, timeout, body=data, headers=headers)
         assert response is not None  # not a long poll
         if response.status == 404:
             raise NoGateway(f"etcd at {self._where()} serves no JSON gateway (HTTP 404 for /v3{path})")
+        return response
+
+    async def _answer(self, path: str, body: dict[str, Any], timeout: float) -> Any:
+        response = await self._post(path, body, timeout)
         if response.status != 200:
-            message = _message(response)
+            message = error_message(response.body)
             if "compacted" in message:
                 raise Compacted()
             raise Refused(f"etcd at {self._where()} refused {path}: {message}")
@@ -119,15 +100,11 @@ class HttpTransport:
 
     async def _authenticate(self) -> None:
         assert self._credentials is not None
-        body = json.dumps(self._credentials).encode()
-        response = await self._http.request("POST", "/v3/auth/authenticate", self.connect_timeout, body=body)
-        assert response is not None
-        if response.status == 404:
-            raise NoGateway(f"etcd at {self._where()} serves no JSON gateway (HTTP 404 for /v3/auth)")
+        response = await self._post("/auth/authenticate", self._credentials, self.connect_timeout, auth=False)
         if response.status == 200:
             self._token = str(response.json().get("token") or "") or None
             return
-        message = _message(response)
+        message = error_message(response.body)
         if "not enabled" in message:  # as etcd's own client: credentials for an etcd without auth
             return
         raise Refused(f"etcd at {self._where()} refused user {self._credentials['name']!r}: {message}")
@@ -146,17 +123,19 @@ class HttpTransport:
 
     async def heartbeat(self, url: str, timeout: float) -> None:
         response = await self._http.ask(
-            self._endpoint(url), "POST", "/v3/maintenance/status", timeout, b"{}", self._headers()
+            self._endpoint(url),
+            "POST",
+            "/v3/maintenance/status",
+            timeout,
+            b"{}",
+            self._headers(),
         )
         if response.status != 200 or not int(response.json().get("leader") or 0):
             raise Lost("member has no leader")
 
     async def range(self, start: bytes, end: bytes, revision: int) -> tuple[int, list[tuple[str, str]]]:
-        answer = await self._call(
-            "/kv/range", {"key": _b64(start), "range_end": _b64(end), "revision": revision}
-        )
-        kvs = [(_text(kv["key"]), _text(kv.get("value", ""))) for kv in answer.get("kvs", ())]
-        return int(answer["header"]["revision"]), kvs
+        answer = await self._call("/kv/range", range_body(start, end, revision))
+        return int(answer["header"]["revision"]), kvs(answer)
 
     # -- watch ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -165,7 +144,7 @@ class HttpTransport:
     ) -> AsyncIterator[WatchQueue]:
         creates = b"".join(
             json.dumps(
-                {"create_request": {"key": _b64(k), "range_end": _b64(e), "start_revision": start}}
+                {"create_request": {"key": b64(k), "range_end": b64(e), "start_revision": start}}
             ).encode()
             for k, e in ranges
         )
@@ -204,8 +183,8 @@ async def _answers(lines: AsyncIterator[bytes]) -> AsyncIterator[WatchResponse]:
             events=tuple(
                 (
                     int(ev["kv"]["mod_revision"]),
-                    _text(ev["kv"]["key"]),
-                    None if ev.get("type") == "DELETE" else _text(ev["kv"].get("value", "")),
+                    text(ev["kv"]["key"]),
+                    None if ev.get("type") == "DELETE" else text(ev["kv"].get("value", "")),
                 )
                 for ev in r.get("events") or ()
             ),

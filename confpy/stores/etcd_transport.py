@@ -7,9 +7,8 @@ revision per snapshot, the watch, failover, compaction, data replaced) is theirs
 common (etcd.py); a transport carries requests and answers, in these shapes, and
 raises only the exceptions below and those of stores/base.py.
 
-Keys and values are bytes in etcd. They are decoded as UTF-8 with ``surrogateescape``:
-every byte string maps to a distinct ``str`` and back, so keys never merge, and a
-value that is not UTF-8 fails the resources that print it.
+Keys and values are bytes in etcd; a transport hands them on decoded by
+:func:`confpy.keys.as_text`.
 """
 
 from __future__ import annotations
@@ -29,20 +28,8 @@ __all__ = [
     "Transport",
     "WatchQueue",
     "WatchResponse",
-    "decode",
-    "encode",
     "pump",
 ]
-
-_ENCODING_ERRORS = "surrogateescape"
-
-
-def decode(raw: bytes) -> str:
-    return raw.decode("utf-8", _ENCODING_ERRORS)
-
-
-def encode(text: str) -> bytes:
-    return text.encode("utf-8", _ENCODING_ERRORS)
 
 
 class Compacted(Exception):

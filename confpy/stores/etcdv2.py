@@ -25,7 +25,7 @@ from typing import Any
 from confpy.backoff import Backoff
 from confpy.keys import collapse, covered_by_any, covers
 from confpy.stores.base import Change, Changes, Lost, Refused, Resync, Snapshot, StoreError, WatchEvent
-from confpy.stores.endpoints import checked_settings
+from confpy.stores.endpoints import Access
 from confpy.stores.http_client import HttpClient, Response, reason
 
 __all__ = ["EtcdV2Store", "Refused"]
@@ -77,28 +77,15 @@ class EtcdV2Store:
 
     name = "etcdv2"
 
-    def __init__(
-        self,
-        endpoints: Sequence[str],
-        *,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        ca_cert: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        connect_timeout: float = 5.0,
-    ) -> None:
-        texts = checked_settings(
-            endpoints, client_cert=client_cert, client_key=client_key, username=username, password=password
-        )
+    def __init__(self, endpoints: Sequence[str], access: Access | None = None) -> None:
+        access = access or Access()
         headers = {}
-        if username is not None:  # the v2 API takes HTTP basic authentication
-            token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        if access.username is not None:  # the v2 API takes HTTP basic authentication
+            token = base64.b64encode(f"{access.username}:{access.password}".encode()).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
         self._client = HttpClient(
-            texts, label="etcd (v2 API)", log=log, client_cert=client_cert, client_key=client_key,
-            ca_cert=ca_cert, headers=headers, connect_timeout=connect_timeout,
-        )  # fmt: skip
+            access.endpoints(endpoints), access, label="etcd (v2 API)", log=log, headers=headers
+        )
 
     @property
     def connected_to(self) -> str | None:

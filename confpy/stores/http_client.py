@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode
 
 from confpy.stores import http_wire as wire
 from confpy.stores.base import Lost, Refused, StoreError, StoreUnreachable
-from confpy.stores.endpoints import split_endpoint
+from confpy.stores.endpoints import Access, Endpoint
 
 _MAX_HEADER_BYTES = 64 * 1024
 #: The longest line of a streamed answer: one watch response (a 1 MiB value, base64).
@@ -33,15 +33,6 @@ _MAX_STREAM_LINE = 64 * 1024 * 1024
 
 class _Quiet(Exception):
     """A long poll that nothing answered within its time: not a failure."""
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    index: int
-    url: str  # as configured, for messages
-    host: str
-    port: int
-    tls: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +53,6 @@ class Response:
             return int(self.headers.get("x-etcd-index", ""))
         except ValueError:
             raise Lost(f"HTTP {self.status} without an X-Etcd-Index header") from None
-
-
-def parse_endpoint(index: int, text: str, tls: bool) -> Endpoint:
-    address = split_endpoint(text)
-    return Endpoint(index, text, address.host, address.port, tls or address.https)
 
 
 class _Connection:
@@ -173,29 +159,20 @@ class HttpClient:
 
     def __init__(
         self,
-        endpoints: Sequence[str],
+        endpoints: Sequence[Endpoint],
+        access: Access,
         *,
         label: str,
         log: logging.Logger,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        ca_cert: str | None = None,
         headers: Mapping[str, str] | None = None,
-        connect_timeout: float = 5.0,
     ) -> None:
-        tls = ca_cert is not None or client_cert is not None
-        self.endpoints = [parse_endpoint(i, e, tls) for i, e in enumerate(endpoints)]
+        self.endpoints = list(endpoints)
         self.label, self.log = label, log
         self._ssl: ssl.SSLContext | None = None
         if any(ep.tls for ep in self.endpoints):
-            try:
-                self._ssl = ssl.create_default_context(cafile=ca_cert)
-                if client_cert is not None:
-                    self._ssl.load_cert_chain(client_cert, client_key)
-            except (OSError, ssl.SSLError) as e:
-                raise ValueError(f"cannot load the etcd TLS files: {e}") from None
+            self._ssl = access.ssl_context()
         self._headers = dict(headers or {})
-        self.connect_timeout = connect_timeout
+        self.connect_timeout = access.connect_timeout
         self._idle: dict[int, _Connection] = {}
         self._streams: set[_Connection] = set()  # open streams, ended by close()
         self._next = 0  # the endpoint the next attempt starts with

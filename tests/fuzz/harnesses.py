@@ -756,6 +756,7 @@ def etcd_gateway(data: bytes) -> None:
     from unittest import mock
 
     from confpy.stores import etcd_gateway as gw
+    from confpy.stores.endpoints import Access
 
     if not data:
         return
@@ -766,8 +767,7 @@ def etcd_gateway(data: bytes) -> None:
     ]
     reader = gw.GatewayReader(
         ["http://127.0.0.1:2379"],
-        username="root" if options & 1 else None,
-        password="pw" if options & 1 else None,
+        Access(username="root", password="pw") if options & 1 else None,
         detecting=bool(options & 2),
     )
     link = FakeGatewayLink(answers)
