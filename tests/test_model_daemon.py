@@ -24,7 +24,8 @@ read and nothing pending, waited for with a bound).
 Profiles (``CONFPY_MODEL_PROFILE``): ``ci`` (the default: a few histories each,
 derandomized, for the suite) and ``long`` (many more, random, by hand::
 
-    CONFPY_MODEL_PROFILE=long .venv/bin/pytest tests/test_model_daemon.py -p no:randomly
+    CONFPY_MODEL_PROFILE=long .venv/bin/pytest tests/test_model_daemon.py -p no:randomly -s
+    CONFPY_MODEL_PROFILE=long CONFPY_MODEL_EXAMPLES=5 ...   # 5 histories per machine
 
 Each test prints how many histories, steps and quiescent points it explored.
 The regression tests at the end replay histories the machines found or that are
@@ -68,14 +69,18 @@ PROFILE = os.environ.get("CONFPY_MODEL_PROFILE", "ci")
 if PROFILE not in ("ci", "long"):
     raise ValueError(f"CONFPY_MODEL_PROFILE={PROFILE!r}: ci or long")
 LONG = PROFILE == "long"
+#: Histories per machine, to bound a long run by hand (0: the profile's).
+EXAMPLES = int(os.environ.get("CONFPY_MODEL_EXAMPLES", "0"))
 #: The test's whole time: pytest-timeout's 120 s is too short for a machine.
 TIMEOUT = 6 * 3600 if LONG else 420
 #: How long an etcd freeze (SIGSTOP) lasts at most: the long profile goes past
-#: confpy's keepalive (5.5 s + 2.5 s), so that it notices and reconnects.
+#: confpy's heartbeat (every 5 s, 2.5 s to answer), so that it notices and reconnects.
 PAUSE_MAX = 12.0 if LONG else 1.5
 
 
 def profile(**overrides: Any) -> settings:
+    if EXAMPLES:
+        overrides.setdefault("max_examples", EXAMPLES)
     return settings(settings.get_profile(f"confpy-model-{PROFILE}"), **overrides)
 
 
