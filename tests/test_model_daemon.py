@@ -21,7 +21,7 @@ read and nothing pending, waited for with a bound).
   resources put and deleted as Calico stores them, labels changed, nodes added and
   removed, a resource Calico would refuse, confpy killed.
 
-Profiles (``CONFPY_MODEL_PROFILE``): ``ci`` (the default: a few histories each,
+Profiles (``CONFPY_MODEL_PROFILE``): ``ci`` (the default: 12 histories of 10 steps each,
 derandomized, for the suite) and ``long`` (many more, random, by hand::
 
     CONFPY_MODEL_PROFILE=long .venv/bin/pytest tests/test_model_daemon.py -p no:randomly -s
@@ -62,7 +62,7 @@ _COMMON: dict[str, Any] = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 }
 settings.register_profile(
-    "confpy-model-ci", max_examples=3, stateful_step_count=10, derandomize=True, database=None, **_COMMON
+    "confpy-model-ci", max_examples=12, stateful_step_count=10, derandomize=True, database=None, **_COMMON
 )
 settings.register_profile("confpy-model-long", max_examples=60, stateful_step_count=40, **_COMMON)
 PROFILE = os.environ.get("CONFPY_MODEL_PROFILE", "ci")
