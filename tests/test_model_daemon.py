@@ -385,8 +385,9 @@ class V2Machine(Generic):
                 k: None for k in self.keys if k == directory or k.startswith(directory + "/")
             }
             self.revision(gone, int(answer["node"]["modifiedIndex"]))
-        else:
-            assert answer.get("errorCode") == 100, answer
+        else:  # no such directory (104: a file on its path, such as /a for /a/x)
+            assert answer.get("errorCode") in (100, 104), answer
+            assert not any(k == directory or k.startswith(directory + "/") for k in self.keys), answer
 
     @rule(
         fault=st.sampled_from(["restart", "kill", "pause"]),
