@@ -20,6 +20,7 @@ from confpy.stores.endpoints import Access, Endpoint
 from confpy.stores.etcd_json import b64, error_message, kvs, range_body, text
 from confpy.stores.etcd_transport import Compacted, NoGateway, Status, WatchQueue, WatchResponse, pump
 from confpy.stores.http_client import HttpClient
+from confpy.stores.http_wire import Response
 
 log = logging.getLogger("confpy.etcd")
 
@@ -78,7 +79,7 @@ class HttpTransport:
     def _where(self) -> str:
         return self._http.current.url if self._http.current else "etcd"
 
-    async def _post(self, path: str, body: dict[str, Any], timeout: float, *, auth: bool = True) -> Any:
+    async def _post(self, path: str, body: dict[str, Any], timeout: float, *, auth: bool = True) -> Response:
         """``POST /v3<path>`` on the endpoint that answers; the response. etcd 3.3 and
         older serve only ``/v3beta``: gRPC then (the store's switch on NoGateway)."""
         headers = self._headers() if auth else None

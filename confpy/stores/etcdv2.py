@@ -26,7 +26,8 @@ from confpy.backoff import Backoff
 from confpy.keys import collapse, covered_by_any, covers
 from confpy.stores.base import Change, Changes, Lost, Refused, Resync, Snapshot, StoreError, WatchEvent
 from confpy.stores.endpoints import Access
-from confpy.stores.http_client import HttpClient, Response, reason
+from confpy.stores.http_client import HttpClient, reason
+from confpy.stores.http_wire import Response
 
 __all__ = ["EtcdV2Store", "Refused"]
 

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import quote, urlencode
 
 from confpy.stores import http_wire as wire
 from confpy.stores.base import Lost, Refused, StoreError, StoreUnreachable
 from confpy.stores.endpoints import Access, Endpoint
+from confpy.stores.http_wire import Response
 
 _MAX_HEADER_BYTES = 64 * 1024
 #: The longest line of a streamed answer: one watch response (a 1 MiB value, base64).
@@ -33,26 +32,6 @@ _MAX_STREAM_LINE = 64 * 1024 * 1024
 
 class _Quiet(Exception):
     """A long poll that nothing answered within its time: not a failure."""
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    headers: Mapping[str, str]  # names in lower case
-    body: bytes
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except (ValueError, RecursionError):  # RecursionError: "[[[[..." deeper than the parser goes
-            raise Lost(f"HTTP {self.status} with a body that is not JSON: {self.body[:80]!r}") from None
-
-    @property
-    def etcd_index(self) -> int:
-        try:
-            return int(self.headers.get("x-etcd-index", ""))
-        except ValueError:
-            raise Lost(f"HTTP {self.status} without an X-Etcd-Index header") from None
 
 
 class _Connection:
@@ -74,7 +53,7 @@ class _Connection:
         except wire.WireError as exc:
             raise Lost(str(exc)) from None
         self.reusable = wire.reusable(version, fields)
-        return Response(status, fields, content)
+        return Response(status, fields, content, self.reusable)
 
     async def head(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes

@@ -6,10 +6,13 @@ answer's head and body framing. The standard library's ``http.client`` would loa
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from confpy.stores.base import Lost
 
 MAX_LINE = 64 * 1024
 
@@ -24,6 +27,19 @@ class Response:
     headers: Mapping[str, str]  # names in lower case
     body: bytes
     reusable: bool  # the connection may carry the next request
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." deeper than the parser goes
+            raise Lost(f"HTTP {self.status} with a body that is not JSON: {self.body[:80]!r}") from None
+
+    @property
+    def etcd_index(self) -> int:
+        try:
+            return int(self.headers.get("x-etcd-index", ""))
+        except ValueError:
+            raise Lost(f"HTTP {self.status} without an X-Etcd-Index header") from None
 
 
 def request(method: str, target: str, host: str, port: int, headers: Mapping[str, str], body: bytes) -> bytes:

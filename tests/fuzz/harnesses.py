@@ -626,7 +626,7 @@ class FakeV2Client:
     on: 5xx is an unreachable store, 401/403 a refusal, the end of the answers a lost store."""
 
     def __init__(self, answers: list[_V2Answer | None]) -> None:
-        from confpy.stores.http_client import Response
+        from confpy.stores.http_wire import Response
 
         self._answers = answers
         self._response = Response
@@ -656,7 +656,7 @@ class FakeV2Client:
         if answer.status in (401, 403):
             raise Refused(f"etcd refused the request: {answer.body[:200]!r}")
         headers = {} if answer.index is None else {"x-etcd-index": answer.index}
-        return self._response(answer.status, headers, answer.body)
+        return self._response(answer.status, headers, answer.body, True)
 
     def mark_unreachable(self, why: object) -> None:
         pass
