@@ -1,7 +1,8 @@
-"""HTTP/1.1 on the wire, for confpy's two small HTTP clients (etcd's v2 API on asyncio,
-the v3 JSON gateway's one-shot read on a plain socket): the request's bytes and the
-answer's head and body framing. The standard library's ``http.client`` would load
-``ssl`` and ``email`` for every one-shot run; this needs neither.
+"""HTTP/1.1 on the wire, for confpy's two small HTTP clients (http_client.py on asyncio,
+for both etcd stores; the v3 JSON gateway's one-shot read on a plain socket): the
+request's bytes, the answer's head and body framing, and the answer itself. The
+standard library's ``http.client`` would load ``ssl`` and ``email`` for every one-shot
+run; this needs neither.
 """
 
 from __future__ import annotations
